@@ -1,0 +1,3 @@
+from brandsafe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""`brandsafe`: train → export → serve, and a client to try it.
+
+    brandsafe up         first run: train + export the default bundle if missing, then serve
+    brandsafe train      fine-tune a recipe on labelled URLs (LoRA), calibrate, evaluate
+    brandsafe export     ONNX export + int8/fp16 + parity check → a bundle folder
+    brandsafe serve      serve a bundle over gRPC
+    brandsafe classify   ask a running server about one page
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.environ.get("BRANDSAFE_DATA", "../shared/data"))
+DEFAULT_TRAIN_DATA = DEFAULT_DATA_DIR / "brand-safety-urls.train.jsonl"
+DEFAULT_TAXONOMY = DEFAULT_DATA_DIR / "iab" / "content-taxonomy-3.1.tsv"
+DEFAULT_BUNDLE = Path("bundles/minilm-cpu")
+DEFAULT_RUN = Path("runs/minilm-cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local paths only
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one readable line for known failures
+        from brandsafe.bundle import BundleError
+        from brandsafe.training.data import DataError
+        from brandsafe.training.recipe import RecipeError
+        if isinstance(exc, (DataError, RecipeError, BundleError)) or type(exc).__name__ in ("ParityError", "PolicyError"):
+            print(f"brandsafe {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brandsafe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="train + export the default bundle if missing, then serve it",
+                        description="Bring the service up on the embedded CPU default. If BUNDLE has no valid "
+                                    "bundle, train the recipe on --data, export it, then serve. A second run "
+                                    "reuses the bundle and starts in seconds.")
+    _train_args(up)
+    up.add_argument("--run-dir", type=Path, default=DEFAULT_RUN, help="where training writes (default: %(default)s)")
+    _serve_args(up)
+    up.set_defaults(func=_cmd_up)
+
+    train = sub.add_parser("train", help="fine-tune a recipe with LoRA; writes a run folder with the report",
+                           description="Fine-tune a pretrained base as a multi-label sequence classifier with "
+                                       "PEFT LoRA on labelled URLs (JSONL or CSV url,label), split by registrable "
+                                       "domain, merge the adapter, calibrate (temperature scaling) and write an "
+                                       "evaluation report. Runs unchanged under `accelerate launch`.")
+    _train_args(train)
+    train.add_argument("--out", type=Path, default=DEFAULT_RUN, help="run folder to write (default: %(default)s)")
+    train.set_defaults(func=_cmd_train)
+
+    export = sub.add_parser("export", help="ONNX export + quantization + parity check → bundle",
+                            description="Export a training run's merged model to ONNX with Optimum, quantize "
+                                        "(int8 for CPU, fp16 for GPU), check parity against PyTorch on validation "
+                                        "rows, and write a bundle folder with a sha256 manifest.")
+    export.add_argument("--run", type=Path, default=DEFAULT_RUN, help="training run folder (default: %(default)s)")
+    export.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    export.add_argument("--precision", choices=("int8", "fp16", "fp32"), help="default: the recipe's")
+    export.add_argument("--parity-rows", type=int, default=2000, help="validation rows for the parity check")
+    export.set_defaults(func=_cmd_export)
+
+    serve = sub.add_parser("serve", help="serve a bundle over gRPC (health + reflection included)",
+                           description="Serve a bundle: grpc.aio on uvloop, dynamic micro-batching into ONNX "
+                                       "Runtime (CUDA EP when available, CPU otherwise).")
+    _serve_args(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    classify = sub.add_parser("classify", help="classify one page against a running server",
+                              description="Send one Classify call and print the response.")
+    classify.add_argument("url", help="the page URL (site.page)")
+    classify.add_argument("--title", default="", help="page or content title")
+    classify.add_argument("--keywords", default="", help="comma-separated keywords")
+    classify.add_argument("--policy", default="", help="brand profile id (default: the server's default)")
+    classify.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
+    classify.set_defaults(func=_cmd_classify)
+    return parser
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default="minilm-cpu", help="recipe name or .toml path (default: %(default)s)")
+    p.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_TRAIN_DATA],
+                   help="labelled URL files, .jsonl or .csv (default: %(default)s)")
+    p.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY, help="IAB Content Taxonomy 3.1 TSV")
+    p.add_argument("--max-steps", type=int, default=None, help="cap optimizer steps (smoke runs)")
+    p.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    p.add_argument("--policies", type=Path, default=None, help="brand profiles TOML (default: the packaged one)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    p.add_argument("--port", type=int, default=50051, help="gRPC port, 0 = any free one (default: %(default)s)")
+    p.add_argument("--max-batch", type=int, default=32, help="largest micro-batch (default: %(default)s)")
+    p.add_argument("--max-wait-us", type=int, default=2000,
+                   help="longest a request waits for its batch to fill, in microseconds (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads, 0 = all cores")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
+
+
+def _cmd_train(args) -> None:
+    from brandsafe.training.recipe import load_recipe
+    from brandsafe.training.train import train
+
+    recipe = load_recipe(args.recipe, max_steps=args.max_steps, epochs=args.epochs)
+    train(recipe, args.data, args.taxonomy, args.out)
+    print(f"run written to {args.out}; report: {args.out / 'report.md'}")
+
+
+def _cmd_export(args) -> None:
+    from brandsafe.export.bundler import build_bundle
+
+    bundle = build_bundle(args.run, args.out, args.precision, args.parity_rows)
+    print(f"bundle written to {bundle}")
+
+
+def _server_config(args):
+    from brandsafe.service.server import ServerConfig
+
+    config = ServerConfig(bundle=args.bundle, host=args.host, port=args.port, max_batch=args.max_batch,
+                          max_wait_us=args.max_wait_us, intra_op_threads=args.threads, device=args.device)
+    if args.policies:
+        config.policies = args.policies
+    return config
+
+
+def _cmd_serve(args) -> None:
+    from brandsafe.service.server import run
+
+    run(_server_config(args))
+
+
+def _cmd_up(args) -> None:
+    from brandsafe.bundle import BundleError, verify
+
+    try:
+        verify(args.bundle)
+        print(f"using existing bundle {args.bundle}")
+    except BundleError as why:
+        print(f"no usable bundle at {args.bundle} ({why}); training recipe {args.recipe} first "
+              f"(a few minutes on a laptop-class CPU)")
+        _cmd_train(argparse.Namespace(**{**vars(args), "out": args.run_dir}))
+        _cmd_export(argparse.Namespace(run=args.run_dir, out=args.bundle, precision=None, parity_rows=2000))
+    _cmd_serve(args)
+
+
+def _cmd_classify(args) -> None:
+    from google.protobuf import json_format
+
+    from brandsafe.client import classify, site_request
+
+    response = classify(args.target, site_request(args.url, args.title, args.keywords, args.policy))
+    print(json_format.MessageToJson(response, preserving_proto_field_name=True))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

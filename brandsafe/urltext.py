@@ -1,0 +1,76 @@
+"""Turn a URL into words a subword tokenizer can read.
+
+`cheap-pills-online.biz/buy_now?id=93af` becomes host words `cheap pills online biz` and path
+words `buy now`: separators become spaces, letter/digit runs are split, camelCase is split,
+percent-encoding and punycode are decoded, and opaque ids (hashes, long numbers) are dropped
+because they carry no meaning a model could generalise from.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_WORD_SPLIT = re.compile(r"[\W_]+", re.UNICODE)
+_ALNUM_RUNS = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_HEXISH = re.compile(r"^(?=.*\d)[0-9a-f]{8,}$")
+_HOST_NOISE = {"www", "www1", "www2", "www3", "m", "mobile", "amp"}
+MAX_PATH_WORDS = 24
+MAX_WORD_LEN = 40
+
+
+@dataclass(frozen=True)
+class UrlWords:
+    host: tuple[str, ...]
+    path: tuple[str, ...]
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(host, path+query) of a URL that may lack a scheme; never raises."""
+    text = (url or "").strip()
+    if not _SCHEME.match(text):
+        text = "http://" + text.lstrip("/")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        rest = parts.path + ((" " + parts.query) if parts.query else "")
+    except ValueError:  # e.g. malformed IPv6 brackets
+        host, _, rest = text.split("://", 1)[1].partition("/")
+    return host.rstrip(".").lower(), rest
+
+
+def _decode_host_label(label: str) -> str:
+    if label.startswith("xn--"):
+        try:
+            return label.encode("ascii").decode("idna")
+        except (UnicodeError, ValueError):
+            return label
+    return label
+
+
+def words(text: str) -> list[str]:
+    """Split free text or a URL fragment into lower-case words, dropping opaque ids."""
+    out = []
+    for chunk in _WORD_SPLIT.split(_CAMEL.sub(" ", text)):
+        for piece in _ALNUM_RUNS.findall(chunk):
+            piece = piece.lower()
+            if _HEXISH.match(piece) or (piece.isdigit() and len(piece) > 4) or len(piece) > MAX_WORD_LEN:
+                continue
+            out.append(piece)
+    return out
+
+
+def url_words(url: str) -> UrlWords:
+    host, rest = split_url(url)
+    host_words: list[str] = []
+    for label in host.split("."):
+        if not label or label in _HOST_NOISE:
+            continue
+        host_words.extend(words(_decode_host_label(label)))
+    try:
+        rest = unquote(rest, errors="replace")
+    except Exception:  # noqa: BLE001 - unquote on odd input must never break scoring
+        pass
+    return UrlWords(tuple(host_words), tuple(words(rest)[:MAX_PATH_WORDS]))

@@ -1,0 +1,93 @@
+"""Run folder (from training) → bundle folder (what the service loads).
+
+The bundle is assembled in a temporary sibling folder and renamed into place only after the
+parity gate passes, so a failed export never leaves a half-written bundle where a server looks.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from transformers import AutoModelForSequenceClassification
+
+from brandsafe.bundle import BUNDLE_INFO, sha256_file, write_manifest
+from brandsafe.labels import LabelSet
+from brandsafe.tokenization import BatchTokenizer
+
+from . import onnx_export, parity
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("labels.json", "calibration.json", "thresholds.json", "report.json", "report.md")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+MODEL_FILE = "model.onnx"
+
+
+def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, parity_rows: int = 2000) -> Path:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    precision = precision or run["recipe"]["export_precision"]
+    merged_dir = run_dir / "merged"
+    started = time.time()
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="brandsafe-export-") as work:
+            exported = onnx_export.export(merged_dir, Path(work), precision)
+            _copy_model(exported, staging)
+        for name in RUN_FILES:
+            shutil.copy2(run_dir / name, staging / name)
+        for name in TOKENIZER_FILES:
+            if (merged_dir / name).exists():
+                shutil.copy2(merged_dir / name, staging / name)
+
+        result = _parity(run_dir, run, staging, merged_dir, precision, parity_rows)
+        (staging / "parity.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        if not result.passed:
+            raise parity.ParityError(
+                f"parity check failed for {precision}: top-label agreement {result.top_label_agreement:.4f} "
+                f"(min {result.min_top_label_agreement}), p99 score drift {result.p99_score_drift:.4f} "
+                f"(max {result.bound_p99_score_drift})")
+
+        bundle_id = f"{run['recipe']['name']}-{time.strftime('%Y%m%d-%H%M%S')}-{sha256_file(staging / MODEL_FILE)[:8]}"
+        info = {"bundle_id": bundle_id, "schema_version": run["schema_version"], "recipe": run["recipe"]["name"],
+                "max_length": run["max_length"], "pad_token_id": run["pad_token_id"], "pad_token": run["pad_token"],
+                "precision": precision, "model_file": MODEL_FILE, "export_seconds": round(time.time() - started, 1)}
+        (staging / BUNDLE_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        write_manifest(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        log.info("bundle %s written to %s (parity: agreement %.4f, p99 drift %.4f)", bundle_id, out_dir,
+                 result.top_label_agreement, result.p99_score_drift)
+        return out_dir
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_model(exported: Path, staging: Path) -> None:
+    """The model under a fixed name; external-data files (models over 2 GB) keep their names,
+    which the graph references."""
+    shutil.copy2(exported, staging / MODEL_FILE)
+    for sibling in exported.parent.iterdir():
+        if sibling != exported and not sibling.suffix == ".onnx" and sibling.name.startswith(exported.name):
+            shutil.copy2(sibling, staging / sibling.name)
+
+
+def _parity(run_dir: Path, run: dict, staging: Path, merged_dir: Path, precision: str, rows: int):
+    texts = [json.loads(line)["text"] for line in (run_dir / "validation.jsonl").read_text().splitlines() if line]
+    texts = texts[:: max(1, len(texts) // rows)][:rows] if texts else ["example com"]
+    labels = LabelSet.load(run_dir / "labels.json")
+    thresholds_by_id = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+    thresholds = np.array([thresholds_by_id[l.id] for l in labels])
+    temperature = json.loads((run_dir / "calibration.json").read_text())["temperature"]
+    tokenizer = BatchTokenizer(staging / "tokenizer.json", run["max_length"], run["pad_token_id"], run["pad_token"])
+    torch_model = AutoModelForSequenceClassification.from_pretrained(merged_dir, dtype="float32")
+    return parity.check(torch_model, staging / MODEL_FILE, tokenizer, texts, temperature, thresholds, precision)

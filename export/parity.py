@@ -1,0 +1,65 @@
+"""Parity gate: the exported ONNX model must agree with the PyTorch model it came from."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from brandsafe.tokenization import BatchTokenizer
+
+MIN_TOP_LABEL_AGREEMENT = 0.99
+# Bound on the 99th percentile of |Δ calibrated probability|: int8 rounding moves scores a
+# little; anything more means a broken graph, not quantization noise.
+MAX_P99_SCORE_DRIFT = {"fp32": 0.001, "fp16": 0.02, "int8": 0.06}
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+@dataclass
+class ParityResult:
+    rows: int
+    top_label_agreement: float
+    p99_score_drift: float
+    max_score_drift: float
+    bound_p99_score_drift: float
+    min_top_label_agreement: float
+
+    @property
+    def passed(self) -> bool:
+        return (self.top_label_agreement >= self.min_top_label_agreement
+                and self.p99_score_drift <= self.bound_p99_score_drift)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"passed": self.passed}
+
+
+def top_labels(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The highest-scoring label where any label passes its threshold, else -1 (brand-safe)."""
+    best = probs.argmax(axis=1)
+    passes = (probs >= thresholds[None, :]).any(axis=1)
+    return np.where(passes, best, -1)
+
+
+def check(torch_model, onnx_path, tokenizer: BatchTokenizer, texts: list[str], temperature: float,
+          thresholds: np.ndarray, precision: str, batch_size: int = 64) -> ParityResult:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    input_names = {i.name for i in session.get_inputs()}
+    torch_model.eval()
+    torch_logits, onnx_logits = [], []
+    for start in range(0, len(texts), batch_size):
+        input_ids, attention_mask = tokenizer(texts[start:start + batch_size])
+        with torch.no_grad():
+            torch_logits.append(torch_model(input_ids=torch.from_numpy(input_ids),
+                                            attention_mask=torch.from_numpy(attention_mask)).logits.float().numpy())
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        onnx_logits.append(session.run(["logits"], {k: v for k, v in feed.items() if k in input_names})[0])
+    p_torch = 1 / (1 + np.exp(-np.concatenate(torch_logits) / temperature))
+    p_onnx = 1 / (1 + np.exp(-np.concatenate(onnx_logits).astype(np.float32) / temperature))
+    drift = np.abs(p_torch - p_onnx).max(axis=1)
+    agreement = float((top_labels(p_torch, thresholds) == top_labels(p_onnx, thresholds)).mean())
+    return ParityResult(len(texts), agreement, float(np.percentile(drift, 99)), float(drift.max()),
+                        MAX_P99_SCORE_DRIFT[precision], MIN_TOP_LABEL_AGREEMENT)

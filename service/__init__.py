@@ -1,0 +1,1 @@
+"""The gRPC service: request validation → rendering → micro-batching → ONNX Runtime → policy."""

@@ -1,0 +1,47 @@
+"""A loaded bundle: verified files, tokenizer, backend, labels, calibration and thresholds."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from brandsafe import bundle as bundle_files
+from brandsafe.bundle import BundleInfo
+from brandsafe.labels import LabelSet
+from brandsafe.tokenization import BatchTokenizer
+
+from .backend import OnnxRuntimeBackend
+
+log = logging.getLogger(__name__)
+
+
+class LoadedBundle:
+    def __init__(self, bundle_dir: str | Path, intra_op_threads: int = 0, device: str = "auto"):
+        self.dir = Path(bundle_dir)
+        bundle_files.verify(self.dir)  # refuse tampered or incomplete bundles before reading anything
+        self.info = BundleInfo.load(self.dir)
+        self.labels = LabelSet.load(self.dir / "labels.json")
+        self.temperature = float(json.loads((self.dir / "calibration.json").read_text())["temperature"])
+        self.thresholds = json.loads((self.dir / "thresholds.json").read_text())["thresholds"]
+        self.tokenizer = BatchTokenizer(self.dir / "tokenizer.json", self.info.max_length,
+                                        self.info.pad_token_id, self.info.pad_token)
+        self.backend = OnnxRuntimeBackend(self.dir / self.info.model_file, intra_op_threads, device).initialize()
+
+    @property
+    def bundle_id(self) -> str:
+        return self.info.bundle_id
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """Calibrated per-label probabilities, shape (len(texts), labels). Runs on the calling thread."""
+        input_ids, attention_mask = self.tokenizer(texts)
+        logits = self.backend.execute(input_ids, attention_mask).astype(np.float32, copy=False)
+        return 1.0 / (1.0 + np.exp(-np.clip(logits / self.temperature, -60, 60)))
+
+    def warm_up(self, batch_sizes: list[int]) -> None:
+        for size in batch_sizes:
+            self.score(["warm up example com | title: warm up"] * size)
+
+    def close(self) -> None:
+        self.backend.finalize()

@@ -1,0 +1,32 @@
+"""Build hook: the gRPC stubs are generated from proto/ at build/install time, never committed."""
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).parent.resolve()
+
+
+def generate_stubs() -> None:
+    from grpc_tools import protoc  # build requirement, see pyproject.toml
+
+    proto_root = ROOT / "proto"
+    include = Path(protoc.__file__).parent / "_proto"
+    for proto in sorted(proto_root.rglob("*.proto")):
+        args = ["protoc", f"-I{proto_root}", f"-I{include}", f"--python_out={ROOT}", f"--pyi_out={ROOT}",
+                f"--grpc_python_out={ROOT}", str(proto)]
+        if protoc.main(args) != 0:
+            raise SystemExit(f"protoc failed on {proto}")
+    (ROOT / "brandsafe" / "v1" / "__init__.py").touch()
+
+
+class BuildPyWithStubs(build_py):
+    def run(self):
+        generate_stubs()
+        super().run()
+
+
+# Metadata generation (and editable installs) look for the package folder before build_py
+# runs, so generate once up front too; protoc is fast and the output is deterministic.
+generate_stubs()
+setup(cmdclass={"build_py": BuildPyWithStubs})

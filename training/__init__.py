@@ -1,0 +1,1 @@
+"""Fine-tuning: labelled URL sets → a merged sequence classifier, calibration and a report."""

@@ -16,8 +16,11 @@ class BatchTokenizer:
         # Pad to the longest in the batch, to a multiple of 8 so ORT sees few distinct shapes.
         self._tok.enable_padding(direction="right", pad_id=pad_token_id, pad_token=pad_token, pad_to_multiple_of=8)
 
-    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """int64 arrays by model input name; a backend feeds the ones its graph declares."""
         encodings = self._tok.encode_batch(texts)
-        input_ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-        attention_mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-        return input_ids, attention_mask
+        return {
+            "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
+        }

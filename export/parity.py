@@ -51,12 +51,12 @@ def check(torch_model, onnx_path, tokenizer: BatchTokenizer, texts: list[str], t
     torch_model.eval()
     torch_logits, onnx_logits = [], []
     for start in range(0, len(texts), batch_size):
-        input_ids, attention_mask = tokenizer(texts[start:start + batch_size])
+        batch = tokenizer(texts[start:start + batch_size])
         with torch.no_grad():
-            torch_logits.append(torch_model(input_ids=torch.from_numpy(input_ids),
-                                            attention_mask=torch.from_numpy(attention_mask)).logits.float().numpy())
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        onnx_logits.append(session.run(["logits"], {k: v for k, v in feed.items() if k in input_names})[0])
+            torch_logits.append(torch_model(input_ids=torch.from_numpy(batch["input_ids"]),
+                                            attention_mask=torch.from_numpy(batch["attention_mask"])
+                                            ).logits.float().numpy())
+        onnx_logits.append(session.run(["logits"], {k: v for k, v in batch.items() if k in input_names})[0])
     p_torch = 1 / (1 + np.exp(-np.concatenate(torch_logits) / temperature))
     p_onnx = 1 / (1 + np.exp(-np.concatenate(onnx_logits).astype(np.float32) / temperature))
     drift = np.abs(p_torch - p_onnx).max(axis=1)

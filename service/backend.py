@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Backend(Protocol):
     name: str
 
-    def execute(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
+    def execute(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
 
     def finalize(self) -> None: ...
 
@@ -51,9 +51,8 @@ class OnnxRuntimeBackend:
             raise RuntimeError("device=cuda but this onnxruntime has no CUDA EP (install the [gpu] extra)")
         return ["CPUExecutionProvider"]
 
-    def execute(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        return self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.input_names})[0]
+    def execute(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["logits"], {k: v for k, v in batch.items() if k in self.input_names})[0]
 
     def finalize(self) -> None:
         self.session = None

@@ -35,8 +35,7 @@ class LoadedBundle:
 
     def score(self, texts: list[str]) -> np.ndarray:
         """Calibrated per-label probabilities, shape (len(texts), labels). Runs on the calling thread."""
-        input_ids, attention_mask = self.tokenizer(texts)
-        logits = self.backend.execute(input_ids, attention_mask).astype(np.float32, copy=False)
+        logits = self.backend.execute(self.tokenizer(texts)).astype(np.float32, copy=False)
         return 1.0 / (1.0 + np.exp(-np.clip(logits / self.temperature, -60, 60)))
 
     def warm_up(self, batch_sizes: list[int]) -> None:

@@ -102,7 +102,7 @@ def _fit(accelerator, model, optimizer, scheduler, loader, total_steps: int, rec
     while step < total_steps:
         for batch in loader:
             with accelerator.accumulate(model):
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = model(**model_inputs(batch)).logits
                 targets = batch["targets"].to(logits.dtype)
                 if recipe.label_smoothing:
                     targets = targets * (1 - recipe.label_smoothing) + recipe.label_smoothing / 2
@@ -128,7 +128,7 @@ def _predict(accelerator, model, loader) -> np.ndarray:
     chunks = []
     for batch in tqdm(loader, desc="validate", unit="batch", disable=not accelerator.is_local_main_process,
                       dynamic_ncols=True):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(**model_inputs(batch)).logits
         chunks.append(accelerator.gather_for_metrics(logits.float()).cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
@@ -165,6 +165,11 @@ def _write_run(out_dir: Path, recipe: Recipe, labels: LabelSet, hf_tokenizer, va
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
 
+def model_inputs(batch: dict) -> dict:
+    """Token type ids only matter for encoders that have them (BERT); decoders take none."""
+    return {k: batch[k] for k in ("input_ids", "attention_mask")}
+
+
 class _Indexed(torch.utils.data.Dataset):
     def __init__(self, examples: Examples):
         self.n = len(examples.texts)
@@ -183,6 +188,6 @@ class _Collate:
         self.examples, self.tokenizer = examples, tokenizer
 
     def __call__(self, index: list[int]) -> dict:
-        input_ids, attention_mask = self.tokenizer([self.examples.texts[i] for i in index])
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
-                "targets": torch.from_numpy(self.examples.targets[index])}
+        batch = {k: torch.from_numpy(v) for k, v in self.tokenizer([self.examples.texts[i] for i in index]).items()}
+        batch["targets"] = torch.from_numpy(self.examples.targets[index])
+        return batch

@@ -53,10 +53,12 @@ def _decode_host_label(label: str) -> str:
 def words(text: str) -> list[str]:
     """Split free text or a URL fragment into lower-case words, dropping opaque ids."""
     out = []
-    for chunk in _WORD_SPLIT.split(_CAMEL.sub(" ", text)):
-        for piece in _ALNUM_RUNS.findall(chunk):
+    for chunk in _WORD_SPLIT.split(text):
+        if _HEXISH.match(chunk.lower()):  # hashes and session ids, before they split into runs
+            continue
+        for piece in _ALNUM_RUNS.findall(_CAMEL.sub(" ", chunk)):
             piece = piece.lower()
-            if _HEXISH.match(piece) or (piece.isdigit() and len(piece) > 4) or len(piece) > MAX_WORD_LEN:
+            if (piece.isdigit() and len(piece) > 4) or len(piece) > MAX_WORD_LEN:
                 continue
             out.append(piece)
     return out

@@ -1,7 +1,9 @@
 """Dynamic micro-batching: requests queue on the event loop; one inference thread drains them.
 
 A batch closes when it is full or when its oldest request has waited `max_wait_us`; requests
-that queued while the previous batch ran are not made to wait again. Inference runs in a
+that queued while the previous batch ran are not made to wait again, and a lone request does
+not wait at all when traffic is too thin for another one to arrive within the window (an
+exponentially weighted inter-arrival gap tells). Inference runs in a
 worker thread so the event loop keeps accepting and parsing while a batch executes.
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ class MicroBatcher:
         self._full = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker: asyncio.Task | None = None
+        self._last_arrival = 0.0
+        self._arrival_gap = float("inf")  # EWMA of seconds between submissions
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -42,7 +46,11 @@ class MicroBatcher:
 
     async def submit(self, text: str) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((time.monotonic(), text, future))
+        now = time.monotonic()
+        gap = now - self._last_arrival
+        self._arrival_gap = gap if self._arrival_gap == float("inf") else 0.8 * self._arrival_gap + 0.2 * gap
+        self._last_arrival = now
+        self._pending.append((now, text, future))
         self._has_items.set()
         if len(self._pending) >= self.max_batch:
             self._full.set()
@@ -52,7 +60,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             await self._has_items.wait()
-            if len(self._pending) < self.max_batch:
+            if len(self._pending) < self.max_batch and self._arrival_gap < self.max_wait:
                 wait = self._pending[0][0] + self.max_wait - time.monotonic()
                 if wait > 0:
                     try:

@@ -9,8 +9,9 @@ import tldextract
 
 from brandsafe.urltext import split_url
 
-# suffix_list_urls=() keeps tldextract on the snapshot it ships: no network at run time.
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+# suffix_list_urls=() keeps tldextract on the snapshot it ships: no network at run time. Private
+# suffixes (blogspot.com, github.io) count, so each user's site is its own domain.
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
 
 
 def registrable_domain(url: str) -> str:

@@ -1,0 +1,78 @@
+"""Export: int8 and fp16 graphs, and the parity gate refusing a model that does not match."""
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from brandsafe.export import onnx_export, parity
+from brandsafe.labels import LabelSet
+from brandsafe.tokenization import BatchTokenizer
+
+
+def _run_dir(bundle):
+    return bundle.parent / "run"
+
+
+def _texts(run_dir, n=120):
+    return [json.loads(l)["text"] for l in (run_dir / "validation.jsonl").read_text().splitlines()][:n]
+
+
+def _tokenizer(run_dir):
+    run = json.loads((run_dir / "run.json").read_text())
+    return BatchTokenizer(run_dir / "merged" / "tokenizer.json", run["max_length"], run["pad_token_id"], run["pad_token"])
+
+
+def _thresholds(run_dir):
+    by_id = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+    return np.array([by_id[l.id] for l in LabelSet.load(run_dir / "labels.json")])
+
+
+def test_int8_export_is_integer_and_within_the_drift_bound(minilm_bundle, tmp_path):
+    run_dir = _run_dir(minilm_bundle)
+    int8 = onnx_export.quantize_int8(minilm_bundle / "model.onnx", tmp_path)
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops
+    assert int8.stat().st_size < 0.5 * (minilm_bundle / "model.onnx").stat().st_size
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "merged")
+    result = parity.check(model, int8, _tokenizer(run_dir), _texts(run_dir), 1.0, _thresholds(run_dir), "int8")
+    assert result.p99_score_drift <= parity.MAX_P99_SCORE_DRIFT["int8"]
+
+
+def test_fp16_export_for_gpu_keeps_int64_inputs_and_float32_logits(qwen3_bundle, tmp_path):
+    fp16 = onnx_export.convert_fp16(qwen3_bundle / "model.onnx", tmp_path)
+    graph = onnx.load(str(fp16)).graph
+    assert {i.name: i.type.tensor_type.elem_type for i in graph.input}["input_ids"] == onnx.TensorProto.INT64
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
+
+
+def test_parity_gate_refuses_an_onnx_model_that_is_not_the_trained_one(qwen3_bundle, tmp_path):
+    run_dir = _run_dir(qwen3_bundle)
+    tampered_dir = tmp_path / "tampered"
+    shutil.copytree(run_dir / "merged", tampered_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tampered_dir)
+    with torch.no_grad():
+        model.score.weight.mul_(-3.0)
+    model.save_pretrained(tampered_dir)
+    wrong_onnx = onnx_export.export_fp32(tampered_dir, tmp_path / "onnx")
+    original = AutoModelForSequenceClassification.from_pretrained(run_dir / "merged")
+    result = parity.check(original, wrong_onnx, _tokenizer(run_dir), _texts(run_dir), 1.0, _thresholds(run_dir), "fp32")
+    assert not result.passed
+    same = parity.check(original, qwen3_bundle / "model.onnx", _tokenizer(run_dir), _texts(run_dir), 1.0,
+                        _thresholds(run_dir), "fp32")
+    assert same.passed and same.top_label_agreement == 1.0
+
+
+def test_decoder_export_pools_the_last_real_token_not_padding(qwen3_bundle):
+    """Right padding must not change a sequence's score: the head reads the last non-pad token."""
+    from brandsafe.service.model import LoadedBundle
+
+    bundle = LoadedBundle(qwen3_bundle)
+    short, long_ = "a example", "a much longer example com | path: with many words to force padding"
+    alone = bundle.score([short])[0]
+    padded = bundle.score([short, long_])[0]
+    assert np.allclose(alone, padded, atol=1e-5)

@@ -1,0 +1,43 @@
+import json
+
+from brandsafe.client import site_request
+from brandsafe.rendering import PageContext, render
+from brandsafe.service.requests import parse
+from brandsafe.training.data import read_rows
+from brandsafe.training.dataset import page_of, to_examples
+from brandsafe.urltext import url_words
+from brandsafe.v1 import brandsafe_pb2 as pb
+
+
+def test_hosts_and_paths_become_words():
+    words = url_words("https://www.Cheap-Pills-Online.biz/buyNow_today/9f8e7d6c5b4a3f2e?ref=Spam%20Mail#top")
+    assert words.host == ("cheap", "pills", "online", "biz")
+    assert words.path == ("buy", "now", "today", "ref", "spam", "mail")  # hex id dropped, %20 decoded
+
+
+def test_odd_urls_never_raise():
+    for url in ["", "://", "http://[::1]:8080/x", "http://[bad", "xn--bcher-kva.example/ä", "💥.com/🔥",
+                "a" * 10000, "http://user:pw@host.com:99999/p", "%zz%", "javascript:alert(1)"]:
+        render(PageContext(url=url))
+    assert url_words("xn--bcher-kva.example").host == ("bücher", "example")
+
+
+def test_render_layout():
+    text = render(PageContext(url="news.example.co.uk/world/war-in-x", title="  Breaking:\nwar  ",
+                              keywords=("war", " ", "news")))
+    assert text == "news example co uk | path: world war in x | title: Breaking: war | keywords: war, news"
+    assert render(PageContext(app_bundle="com.example.casinoslots")) == "example casinoslots"
+
+
+def test_training_and_serving_render_identical_model_input(small_train_file, taxonomy_path):
+    """The training pipeline and the gRPC request path must produce byte-identical text."""
+    from brandsafe.taxonomy import Taxonomy
+    from brandsafe.training.labelmap import build_label_set
+
+    rows = [r for r in read_rows(small_train_file)][:200]
+    taxonomy = Taxonomy.load(taxonomy_path)
+    examples = to_examples(rows, build_label_set(rows, taxonomy), taxonomy)
+    for row, training_text in zip(rows, examples.texts):
+        request = site_request(row.url, title=row.title)
+        serving_text = render(parse(pb.ClassifyRequest.FromString(request.SerializeToString()), "default").page)
+        assert serving_text == training_text == render(page_of(row))

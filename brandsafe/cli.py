@@ -99,6 +99,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY, help="IAB Content Taxonomy 3.1 TSV")
     p.add_argument("--max-steps", type=int, default=None, help="cap optimizer steps (smoke runs)")
     p.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
+    p.add_argument("--probes", type=Path, default=None,
+                   help="title probe set (JSONL url,title,expected) scored in the report "
+                        "(default: tests/probes/title-probes.jsonl when present)")
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -114,11 +117,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args) -> None:
+    from brandsafe.training.probes import DEFAULT_PROBES
     from brandsafe.training.recipe import load_recipe
     from brandsafe.training.train import train
 
     recipe = load_recipe(args.recipe, max_steps=args.max_steps, epochs=args.epochs)
-    train(recipe, args.data, args.taxonomy, args.out)
+    train(recipe, args.data, args.taxonomy, args.out, args.probes or DEFAULT_PROBES)
     print(f"run written to {args.out}; report: {args.out / 'report.md'}")
 
 

@@ -83,7 +83,7 @@ pad_token = "<|pad|>"
 r = 4
 alpha = 8
 target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-head = "score"
+trainable_modules = ["score"]
 [train]
 max_length = 48
 batch_size = 16

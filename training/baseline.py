@@ -10,18 +10,27 @@ from sklearn.linear_model import LogisticRegression
 from .dataset import Examples
 
 
-def fit_predict(train: Examples, val: Examples, seed: int = 13) -> np.ndarray:
-    """Validation probabilities, shape (val rows, labels); labels with no training positives get 0."""
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
-                                 max_features=300_000, dtype=np.float32)
-    x_train = vectorizer.fit_transform(train.texts)
-    x_val = vectorizer.transform(val.texts)
-    probs = np.zeros((len(val.texts), train.targets.shape[1]), dtype=np.float32)
-    for j in range(train.targets.shape[1]):
-        y = train.targets[:, j] > 0.5
-        if y.sum() == 0:
-            continue
-        classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
-        classifier.fit(x_train, y)
-        probs[:, j] = classifier.predict_proba(x_val)[:, 1]
-    return probs
+class Baseline:
+    def __init__(self, seed: int = 13):
+        self.seed = seed
+        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
+                                          max_features=300_000, dtype=np.float32)
+        self.classifiers: list[LogisticRegression | None] = []
+
+    def fit(self, train: Examples) -> "Baseline":
+        x = self.vectorizer.fit_transform(train.texts())
+        self.classifiers = []
+        for j in range(train.targets.shape[1]):
+            y = train.targets[:, j] > 0.5
+            self.classifiers.append(
+                LogisticRegression(C=4.0, max_iter=2000, random_state=self.seed).fit(x, y) if 0 < y.sum() < len(y)
+                else None)  # a label with no training positives scores 0
+        return self
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        x = self.vectorizer.transform(texts)
+        probs = np.zeros((len(texts), len(self.classifiers)), dtype=np.float32)
+        for j, classifier in enumerate(self.classifiers):
+            if classifier is not None:
+                probs[:, j] = classifier.predict_proba(x)[:, 1]
+        return probs

@@ -49,6 +49,14 @@ def false_block_rate_at_recall(scores: np.ndarray, unsafe: np.ndarray, recall: f
     return float((scores[~unsafe] >= threshold).mean()), threshold
 
 
+def macro_f1(probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray) -> float:
+    """Mean F1 over the categories that have validation positives."""
+    truth = targets > 0.5
+    _, _, f1, support = precision_recall_fscore_support(truth, probs >= thresholds[None, :], average=None,
+                                                        zero_division=0)
+    return float(f1[support > 0].mean()) if (support > 0).any() else float("nan")
+
+
 def evaluate(probs: np.ndarray, targets: np.ndarray, labels: LabelSet, thresholds: np.ndarray) -> dict:
     pred = probs >= thresholds[None, :]
     truth = targets > 0.5
@@ -75,19 +83,3 @@ def evaluate(probs: np.ndarray, targets: np.ndarray, labels: LabelSet, threshold
         "unsafe_threshold_at_90_recall": fbr_threshold,
         "per_category": per_category,
     }
-
-
-def report_markdown(title: str, metrics: dict, extra_lines: list[str] = ()) -> str:
-    lines = [f"# {title}", ""]
-    lines += list(extra_lines)
-    lines += [
-        "", f"Validation rows: {metrics['rows']} ({metrics['unsafe_rows']} unsafe), held out by registrable domain.", "",
-        f"- macro-F1 ({metrics['macro_f1_categories']} categories with validation rows): **{metrics['macro_f1']:.3f}**",
-        f"- unsafe-vs-safe AUROC: **{metrics['unsafe_auroc']:.3f}**",
-        f"- false-block rate on safe rows at 90 % unsafe recall: **{metrics['false_block_rate_at_90_recall']:.3%}**",
-        "", "| category | id | support | precision | recall | F1 | threshold |", "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for c in metrics["per_category"]:
-        lines.append(f"| {c['name']} | {c['id']} | {c['support']} | {c['precision']:.3f} | {c['recall']:.3f} "
-                     f"| {c['f1']:.3f} | {c['threshold']:.2f} |")
-    return "\n".join(lines) + "\n"

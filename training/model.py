@@ -43,18 +43,51 @@ def build_model(recipe: Recipe, labels: LabelSet, tokenizer: PreTrainedTokenizer
     if recipe.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+    if recipe.identity_pooler:
+        _identity_pooler(model, recipe)
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
         target_modules=list(recipe.lora_targets) or None,
-        modules_to_save=[recipe.head],
+        modules_to_save=list(recipe.trainable_modules),
     )
     peft_model = get_peft_model(model, lora)
-    if not any(p.requires_grad for n, p in peft_model.named_parameters() if recipe.head in n):
-        raise RecipeError(f"recipe {recipe.name}: head module {recipe.head!r} not found in the model")
+    for module in recipe.trainable_modules:
+        if not any(p.requires_grad for n, p in peft_model.named_parameters() if f".{module}." in f".{n}"):
+            raise RecipeError(f"recipe {recipe.name}: trainable module {module!r} not found in the model")
     return peft_model
+
+
+def _identity_pooler(model, recipe: Recipe) -> None:
+    """BERT-style heads read tanh(W·h[CLS]). Sentence-embedding checkpoints never trained W (in
+    all-MiniLM-L6-v2 its weights have std ≈ 0.009), which shrinks both the features and the
+    gradient reaching the encoder a hundredfold. Identity W passes h[CLS] through."""
+    dense = getattr(getattr(getattr(model, model.base_model_prefix, None), "pooler", None), "dense", None)
+    if dense is None or dense.weight.shape[0] != dense.weight.shape[1]:
+        raise RecipeError(f"recipe {recipe.name}: identity_pooler needs a BERT-style pooler.dense")
+    with torch.no_grad():
+        dense.weight.copy_(torch.eye(dense.weight.shape[0], dtype=dense.weight.dtype))
+        dense.bias.zero_()
+
+
+def init_head_bias(peft_model, recipe: Recipe, targets) -> None:
+    """Start each label's logit at its log prior odds. From 0.5 everywhere, the first updates are
+    one shared "push every logit down", and at adapter learning rates that collapses the encoder
+    to a constant output; from the priors, training starts on what separates the rows.
+    Heads without a bias (Qwen3's score layer) are left as they are."""
+    import numpy as np
+
+    head = None
+    for name, module in peft_model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.endswith(f"{recipe.trainable_modules[0]}.modules_to_save.default"):
+            head = module
+    if head is None or head.bias is None:
+        return
+    prior = np.clip(targets.mean(axis=0), 1e-4, 1 - 1e-4)
+    with torch.no_grad():
+        head.bias.copy_(torch.as_tensor(np.log(prior / (1 - prior)), dtype=head.bias.dtype))
 
 
 def merge(peft_model: PeftModel):

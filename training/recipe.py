@@ -25,7 +25,10 @@ class Recipe:
     lora_alpha: int = 32
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ()
-    head: str = "classifier"   # the classification head module, trained and saved in full
+    # Trained and saved in full besides the adapter: the classification head, and for BERT-style
+    # encoders the pooler in front of it.
+    trainable_modules: tuple[str, ...] = ("classifier",)
+    identity_pooler: bool = False  # start the pooler as identity (see model.py)
     max_length: int = 64
     batch_size: int = 32
     grad_accum: int = 1
@@ -36,6 +39,14 @@ class Recipe:
     label_smoothing: float = 0.0
     gradient_checkpointing: bool = False
     mixed_precision: str = "no"
+    pos_weight_power: float = 0.0     # positives weighted (negatives/positives) ** power; 0 = off
+    pos_weight_max: float = 10.0
+    eval_every: int = 0               # validate every N steps and keep the best; 0 = only at the end
+    threshold_min_precision: float = 0.0
+    taxonomy_examples: bool = False   # add IAB taxonomy pages to the training side
+    strip_path_prob: float = 0.0      # shortcut augmentation, see augment.py
+    add_path_prob: float = 0.0
+    drop_title_prob: float = 0.0
     val_fraction: float = 0.15
     seed: int = 13
     max_steps: int = 0         # 0 = run the epochs; >0 caps optimizer steps (smoke runs)
@@ -78,8 +89,9 @@ def load_recipe(name_or_path: str, **overrides) -> Recipe:
         for key, value in raw.get(section, {}).items():
             flat[_KEYS.get((section, key), key)] = value
     flat.update({k: v for k, v in overrides.items() if v is not None})
-    if "lora_targets" in flat:
-        flat["lora_targets"] = tuple(flat["lora_targets"])
+    for key in ("lora_targets", "trainable_modules"):
+        if key in flat:
+            flat[key] = tuple(flat[key])
     known_fields = Recipe.__dataclass_fields__
     unknown = sorted(set(flat) - set(known_fields))
     if unknown:

@@ -1,7 +1,8 @@
 """Fine-tune, merge, calibrate and evaluate one recipe; writes a run folder for `export`.
 
 Written against `accelerate` so the same file runs on one CPU, one GPU, or many GPUs under
-`accelerate launch` (DDP or FSDP): only the main process writes files.
+`accelerate launch` (DDP or FSDP): every process trains, only the main process evaluates the
+extra checks and writes files.
 """
 from __future__ import annotations
 
@@ -25,19 +26,22 @@ from brandsafe.rendering import SCHEMA_VERSION
 from brandsafe.taxonomy import Taxonomy
 from brandsafe.tokenization import BatchTokenizer
 
-from . import calibrate
+from . import calibrate, report
+from .augment import ShortcutAugmenter
 from .data import read_rows
 from .dataset import Examples, to_examples
-from .evaluate import choose_thresholds, evaluate, report_markdown
+from .evaluate import choose_thresholds, macro_f1
 from .labelmap import build_label_set
-from .model import build_model, load_tokenizer, merge
+from .model import build_model, init_head_bias, load_tokenizer, merge
 from .recipe import Recipe
 from .split import split_by_domain
+from .taxonomy_examples import taxonomy_rows
 
 log = logging.getLogger(__name__)
 
 
-def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: Path) -> Path:
+def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: Path,
+          probes_path: Path | None = None) -> Path:
     accelerator = Accelerator(mixed_precision=recipe.mixed_precision, gradient_accumulation_steps=recipe.grad_accum)
     set_seed(recipe.seed)
     out_dir = Path(out_dir)
@@ -50,9 +54,11 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
     strata = [next((labels.labels[j].id for j in np.flatnonzero(t)), "safe") for t in examples.targets]
     train_idx, val_idx = split_by_domain([r.url for r in rows], strata, recipe.val_fraction, recipe.seed)
     train_set, val_set = examples.subset(train_idx), examples.subset(val_idx)
+    if recipe.taxonomy_examples:
+        train_set = train_set + to_examples(taxonomy_rows(taxonomy, recipe.seed), labels, taxonomy)
     if accelerator.is_main_process:
-        log.info("%d rows → %d train / %d validation (split by registrable domain), %d labels",
-                 len(rows), len(train_set.texts), len(val_set.texts), len(labels))
+        log.info("%d rows → %d train (incl. taxonomy examples) / %d validation (split by registrable domain), "
+                 "%d labels", len(rows), len(train_set), len(val_set), len(labels))
 
     hf_tokenizer = load_tokenizer(recipe)
     merged_dir = out_dir / "merged"
@@ -65,10 +71,12 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
                                hf_tokenizer.pad_token_id, hf_tokenizer.pad_token)
 
     model = build_model(recipe, labels, hf_tokenizer)
+    init_head_bias(model, recipe, train_set.targets)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    augment = ShortcutAugmenter(recipe.strip_path_prob, recipe.add_path_prob, recipe.drop_title_prob, recipe.seed)
     train_loader = DataLoader(_Indexed(train_set), batch_size=recipe.batch_size, shuffle=True,
-                              collate_fn=_Collate(train_set, tokenizer))
+                              collate_fn=_Collate(train_set, tokenizer, augment))
     val_loader = DataLoader(_Indexed(val_set), batch_size=recipe.batch_size * 2, shuffle=False,
                             collate_fn=_Collate(val_set, tokenizer))
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
@@ -79,85 +87,122 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
         total_steps = min(total_steps, recipe.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * total_steps), total_steps)
     scheduler = accelerator.prepare(scheduler)
+    pos_weight = _pos_weight(train_set.targets, recipe.pos_weight_power, recipe.pos_weight_max).to(accelerator.device)
 
-    _fit(accelerator, model, optimizer, scheduler, train_loader, total_steps, recipe)
+    best = _fit(accelerator, model, optimizer, scheduler, train_loader, val_loader, val_set, total_steps, recipe,
+                pos_weight)
+    if best is not None:  # early stopping: keep the adapter that scored best on validation
+        accelerator.unwrap_model(model).load_state_dict(best["state"], strict=False)
     val_logits = _predict(accelerator, model, val_loader)
 
     if accelerator.is_main_process:
-        merged = merge(accelerator.unwrap_model(model))
+        unwrapped = accelerator.unwrap_model(model)
+        score_texts = _text_scorer(unwrapped, tokenizer, accelerator.device)
+        _write_run(out_dir, recipe, labels, hf_tokenizer, train_set, val_set, val_logits, score_texts,
+                   {"optimizer_steps": total_steps, "best_step": best["step"] if best else total_steps,
+                    "train_seconds": round(time.time() - started, 1)}, probes_path)
+        merged = merge(unwrapped)
         merged.config.pad_token_id = hf_tokenizer.pad_token_id
         merged.save_pretrained(merged_dir, safe_serialization=True)
-        _write_run(out_dir, recipe, labels, hf_tokenizer, val_set, val_logits, len(train_set.texts),
-                   total_steps, time.time() - started)
     accelerator.wait_for_everyone()
     return out_dir
 
 
-def _fit(accelerator, model, optimizer, scheduler, loader, total_steps: int, recipe: Recipe) -> None:
+def _pos_weight(targets: np.ndarray, power: float, cap: float) -> torch.Tensor:
+    """Up-weights positives of rare categories: (negatives / positives) ** power, at most `cap`."""
+    positives = targets.sum(axis=0)
+    ratio = (len(targets) - positives) / np.maximum(positives, 1)
+    return torch.tensor(np.clip(ratio ** power, 1.0, cap), dtype=torch.float32)
+
+
+def _fit(accelerator, model, optimizer, scheduler, loader, val_loader, val_set: Examples, total_steps: int,
+         recipe: Recipe, pos_weight: torch.Tensor) -> dict | None:
     model.train()
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     progress = tqdm(total=total_steps, desc=f"train {recipe.name}", unit="step",
                     disable=not accelerator.is_local_main_process, dynamic_ncols=True)
-    step, smoothed = 0, None
+    step, smoothed, best = 0, None, None
     while step < total_steps:
         for batch in loader:
             with accelerator.accumulate(model):
                 logits = model(**model_inputs(batch)).logits
-                targets = batch["targets"].to(logits.dtype)
+                targets = batch["targets"].float()
                 if recipe.label_smoothing:
                     targets = targets * (1 - recipe.label_smoothing) + recipe.label_smoothing / 2
-                loss = loss_fn(logits.float(), targets.float())
+                loss = loss_fn(logits.float(), targets)
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                step += 1
-                value = loss.detach().float().item()
-                smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
-                progress.update(1)
-                progress.set_postfix(loss=f"{smoothed:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
-                if step >= total_steps:
-                    break
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            value = loss.detach().float().item()
+            smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+            progress.update(1)
+            progress.set_postfix(loss=f"{smoothed:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
+                                 best_f1=f"{best['macro_f1']:.3f}" if best else "-")
+            if recipe.eval_every and (step % recipe.eval_every == 0 or step == total_steps):
+                best = _keep_if_best(accelerator, model, val_loader, val_set, step, best)
+                model.train()
+            if step >= total_steps:
+                break
     progress.close()
+    return best
+
+
+def _keep_if_best(accelerator, model, val_loader, val_set: Examples, step: int, best: dict | None) -> dict | None:
+    probs = calibrate.sigmoid(_predict(accelerator, model, val_loader))
+    score = macro_f1(probs, val_set.targets, choose_thresholds(probs, val_set.targets))
+    if accelerator.is_main_process:
+        log.info("step %d: validation macro-F1 %.4f%s", step, score,
+                 "" if best is None or score > best["macro_f1"] else f" (best {best['macro_f1']:.4f} at {best['step']})")
+    if best is not None and score <= best["macro_f1"]:
+        return best
+    state = {name: p.detach().clone() for name, p in accelerator.unwrap_model(model).named_parameters()
+             if p.requires_grad}  # adapter and head only: small
+    return {"step": step, "macro_f1": score, "state": state}
 
 
 @torch.no_grad()
 def _predict(accelerator, model, loader) -> np.ndarray:
     model.eval()
     chunks = []
-    for batch in tqdm(loader, desc="validate", unit="batch", disable=not accelerator.is_local_main_process,
-                      dynamic_ncols=True):
+    for batch in loader:
         logits = model(**model_inputs(batch)).logits
         chunks.append(accelerator.gather_for_metrics(logits.float()).cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
-def _write_run(out_dir: Path, recipe: Recipe, labels: LabelSet, hf_tokenizer, val_set: Examples,
-               val_logits: np.ndarray, train_rows: int, steps: int, seconds: float) -> None:
+def _text_scorer(model, tokenizer: BatchTokenizer, device, batch_size: int = 64):
+    """Logits for arbitrary texts on the main process (shortcut check, probes)."""
+    @torch.no_grad()
+    def score(texts: list[str]) -> np.ndarray:
+        model.eval()
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = {k: torch.from_numpy(v).to(device) for k, v in tokenizer(texts[start:start + batch_size]).items()}
+            out.append(model(**model_inputs(batch)).logits.float().cpu().numpy())
+        return np.concatenate(out)
+    return score
+
+
+def _write_run(out_dir: Path, recipe: Recipe, labels: LabelSet, hf_tokenizer, train_set: Examples,
+               val_set: Examples, val_logits: np.ndarray, score_texts, facts: dict, probes_path: Path | None) -> None:
     temperature = calibrate.fit_temperature(val_logits, val_set.targets)
     probs = calibrate.calibrated(val_logits, temperature)
-    thresholds = choose_thresholds(probs, val_set.targets)
-    metrics = evaluate(probs, val_set.targets, labels, thresholds)
-    metrics.update({
-        "recipe": recipe.name, "train_rows": train_rows, "optimizer_steps": steps,
-        "train_seconds": round(seconds, 1), "temperature": temperature,
-        "bce_before_calibration": calibrate.bce(val_logits, val_set.targets),
-        "bce_after_calibration": calibrate.bce(val_logits / temperature, val_set.targets),
-    })
+    thresholds = choose_thresholds(probs, val_set.targets, min_precision=recipe.threshold_min_precision)
+    full = report.build(recipe, labels, train_set, val_set, probs, thresholds, temperature, val_logits,
+                        score_texts, facts, probes_path)
     labels.save(out_dir / "labels.json")
     (out_dir / "calibration.json").write_text(json.dumps({"method": "temperature", "temperature": temperature}) + "\n")
     (out_dir / "thresholds.json").write_text(json.dumps(
-        {"selected_on": "validation, max F1 per category",
+        {"selected_on": f"validation: per category, max F1 with precision >= {recipe.threshold_min_precision}",
          "thresholds": {l.id: float(t) for l, t in zip(labels, thresholds)}}, indent=2) + "\n")
-    (out_dir / "report.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out_dir / "report.md").write_text(report_markdown(
-        f"Evaluation report: {recipe.name}", metrics,
-        [f"Trained {steps} optimizer steps on {train_rows} rows in {seconds / 60:.1f} min; "
-         f"temperature {temperature:.3f} (validation BCE {metrics['bce_before_calibration']:.4f} → "
-         f"{metrics['bce_after_calibration']:.4f})."]))
+    (out_dir / "report.json").write_text(json.dumps(full, indent=2) + "\n")
+    (out_dir / "report.md").write_text(report.markdown(full))
     with (out_dir / "validation.jsonl").open("w") as fh:
-        for text, target, origin in zip(val_set.texts, val_set.targets, val_set.origins):
+        for text, target, origin in zip(val_set.texts(), val_set.targets, val_set.origins):
             fh.write(json.dumps({"text": text, "labels": [labels.labels[j].id for j in np.flatnonzero(target)],
                                  "origin": origin}) + "\n")
     run = {"recipe": asdict(recipe), "schema_version": SCHEMA_VERSION, "max_length": recipe.max_length,
@@ -172,7 +217,7 @@ def model_inputs(batch: dict) -> dict:
 
 class _Indexed(torch.utils.data.Dataset):
     def __init__(self, examples: Examples):
-        self.n = len(examples.texts)
+        self.n = len(examples)
 
     def __len__(self):
         return self.n
@@ -182,12 +227,13 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 class _Collate:
-    """Tokenizes a whole batch at once with the fast tokenizer (padding to the batch's longest)."""
+    """Renders (with augmentation when training) and tokenizes a whole batch at once."""
 
-    def __init__(self, examples: Examples, tokenizer: BatchTokenizer):
-        self.examples, self.tokenizer = examples, tokenizer
+    def __init__(self, examples: Examples, tokenizer: BatchTokenizer, augment: ShortcutAugmenter | None = None):
+        self.examples, self.tokenizer, self.augment = examples, tokenizer, augment
 
     def __call__(self, index: list[int]) -> dict:
-        batch = {k: torch.from_numpy(v) for k, v in self.tokenizer([self.examples.texts[i] for i in index]).items()}
+        texts = self.examples.subset(index).texts(self.augment)
+        batch = {k: torch.from_numpy(v) for k, v in self.tokenizer(texts).items()}
         batch["targets"] = torch.from_numpy(self.examples.targets[index])
         return batch

@@ -19,7 +19,7 @@ from brandsafe.bundle import BUNDLE_INFO, sha256_file, write_manifest
 from brandsafe.labels import LabelSet
 from brandsafe.tokenization import BatchTokenizer
 
-from . import onnx_export, parity
+from . import mixed_precision, onnx_export, parity
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +28,44 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 MODEL_FILE = "model.onnx"
 
 
+class _RunInputs:
+    """What export needs from a training run: tokenizer, validation texts, labels, calibration."""
+
+    def __init__(self, run_dir: Path, rows: int):
+        self.run = json.loads((run_dir / "run.json").read_text())
+        self.merged_dir = run_dir / "merged"
+        texts = [json.loads(line)["text"] for line in (run_dir / "validation.jsonl").read_text().splitlines() if line]
+        self.texts = texts[:: max(1, len(texts) // rows)][:rows] if texts else ["example com"]
+        self.labels = LabelSet.load(run_dir / "labels.json")
+        thresholds_by_id = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+        self.thresholds = np.array([thresholds_by_id[l.id] for l in self.labels])
+        self.temperature = json.loads((run_dir / "calibration.json").read_text())["temperature"]
+        self.tokenizer = BatchTokenizer(self.merged_dir / "tokenizer.json", self.run["max_length"],
+                                        self.run["pad_token_id"], self.run["pad_token"])
+
+
 def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, parity_rows: int = 2000) -> Path:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    run = json.loads((run_dir / "run.json").read_text())
+    inputs = _RunInputs(run_dir, parity_rows)
+    run = inputs.run
     precision = precision or run["recipe"]["export_precision"]
-    merged_dir = run_dir / "merged"
+    if precision not in onnx_export.PRECISIONS:
+        raise ValueError(f"precision must be one of {onnx_export.PRECISIONS}, got {precision!r}")
+    merged_dir = inputs.merged_dir
     started = time.time()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
+        kept_fp32: list[str] = []
         with tempfile.TemporaryDirectory(prefix="brandsafe-export-") as work:
-            exported = onnx_export.export(merged_dir, Path(work), precision)
+            exported = onnx_export.export_fp32(merged_dir, Path(work) / "fp32")
+            if precision == "fp16":
+                exported = onnx_export.convert_fp16(exported, Path(work) / "fp16")
+            elif precision == "int8":
+                exported, kept_fp32 = mixed_precision.search(
+                    exported, Path(work) / "int8", inputs.tokenizer, inputs.texts[:256], inputs.temperature,
+                    parity.MAX_P99_SCORE_DRIFT["int8"])
             _copy_model(exported, staging)
         for name in RUN_FILES:
             shutil.copy2(run_dir / name, staging / name)
@@ -47,7 +73,9 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
             if (merged_dir / name).exists():
                 shutil.copy2(merged_dir / name, staging / name)
 
-        result = _parity(run_dir, run, staging, merged_dir, precision, parity_rows)
+        torch_model = AutoModelForSequenceClassification.from_pretrained(merged_dir, dtype="float32")
+        result = parity.check(torch_model, staging / MODEL_FILE, inputs.tokenizer, inputs.texts, inputs.temperature,
+                              inputs.thresholds, precision)
         (staging / "parity.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
         if not result.passed:
             raise parity.ParityError(
@@ -58,7 +86,8 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
         bundle_id = f"{run['recipe']['name']}-{time.strftime('%Y%m%d-%H%M%S')}-{sha256_file(staging / MODEL_FILE)[:8]}"
         info = {"bundle_id": bundle_id, "schema_version": run["schema_version"], "recipe": run["recipe"]["name"],
                 "max_length": run["max_length"], "pad_token_id": run["pad_token_id"], "pad_token": run["pad_token"],
-                "precision": precision, "model_file": MODEL_FILE, "export_seconds": round(time.time() - started, 1)}
+                "precision": precision, "model_file": MODEL_FILE, "int8_kept_fp32": kept_fp32,
+                "export_seconds": round(time.time() - started, 1)}
         (staging / BUNDLE_INFO).write_text(json.dumps(info, indent=2) + "\n")
         write_manifest(staging)
         if out_dir.exists():
@@ -79,15 +108,3 @@ def _copy_model(exported: Path, staging: Path) -> None:
     for sibling in exported.parent.iterdir():
         if sibling != exported and not sibling.suffix == ".onnx" and sibling.name.startswith(exported.name):
             shutil.copy2(sibling, staging / sibling.name)
-
-
-def _parity(run_dir: Path, run: dict, staging: Path, merged_dir: Path, precision: str, rows: int):
-    texts = [json.loads(line)["text"] for line in (run_dir / "validation.jsonl").read_text().splitlines() if line]
-    texts = texts[:: max(1, len(texts) // rows)][:rows] if texts else ["example com"]
-    labels = LabelSet.load(run_dir / "labels.json")
-    thresholds_by_id = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
-    thresholds = np.array([thresholds_by_id[l.id] for l in labels])
-    temperature = json.loads((run_dir / "calibration.json").read_text())["temperature"]
-    tokenizer = BatchTokenizer(staging / "tokenizer.json", run["max_length"], run["pad_token_id"], run["pad_token"])
-    torch_model = AutoModelForSequenceClassification.from_pretrained(merged_dir, dtype="float32")
-    return parity.check(torch_model, staging / MODEL_FILE, tokenizer, texts, temperature, thresholds, precision)

@@ -76,3 +76,27 @@ def test_decoder_export_pools_the_last_real_token_not_padding(qwen3_bundle):
     alone = bundle.score([short])[0]
     padded = bundle.score([short, long_])[0]
     assert np.allclose(alone, padded, atol=1e-5)
+
+
+def test_mixed_precision_search_keeps_fp32_only_where_int8_breaks_the_bound(minilm_bundle, tmp_path):
+    from brandsafe.export import mixed_precision
+
+    run_dir = _run_dir(minilm_bundle)
+    nodes = onnx_export.weight_matmuls(minilm_bundle / "model.onnx")
+    assert len(nodes) >= 38  # 6 layers × 6 weight MatMuls, pooler, classifier
+    texts, tokenizer = _texts(run_dir, 64), _tokenizer(run_dir)
+    loose, kept = mixed_precision.search(minilm_bundle / "model.onnx", tmp_path / "loose", tokenizer, texts, 1.0, 1.0)
+    assert kept == [] and "MatMulInteger" in {n.op_type for n in onnx.load(str(loose)).graph.node}
+
+
+
+def test_mixed_precision_search_keeps_everything_in_fp32_under_a_zero_bound(qwen3_bundle, tmp_path):
+    from brandsafe.export import mixed_precision
+
+    run_dir = _run_dir(qwen3_bundle)
+    nodes = onnx_export.weight_matmuls(qwen3_bundle / "model.onnx")
+    assert len(nodes) == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the score head
+    strict, kept = mixed_precision.search(qwen3_bundle / "model.onnx", tmp_path / "strict", _tokenizer(run_dir),
+                                          _texts(run_dir, 32), 1.0, 1e-12)
+    assert sorted(kept) == sorted(nodes)
+    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(strict)).graph.node}

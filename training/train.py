@@ -28,6 +28,7 @@ from brandsafe.tokenization import BatchTokenizer
 
 from . import calibrate, report
 from .augment import ShortcutAugmenter
+from .batching import LengthGroupedBatches
 from .data import read_rows
 from .dataset import Examples, to_examples
 from .evaluate import choose_thresholds, macro_f1
@@ -75,8 +76,9 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
     augment = ShortcutAugmenter(recipe.strip_path_prob, recipe.add_path_prob, recipe.drop_title_prob, recipe.seed)
-    train_loader = DataLoader(_Indexed(train_set), batch_size=recipe.batch_size, shuffle=True,
-                              collate_fn=_Collate(train_set, tokenizer, augment))
+    lengths = tokenizer(train_set.texts())["attention_mask"].sum(axis=1).tolist()
+    train_loader = DataLoader(_Indexed(train_set), collate_fn=_Collate(train_set, tokenizer, augment),
+                              batch_sampler=LengthGroupedBatches(lengths, recipe.batch_size, recipe.seed))
     val_loader = DataLoader(_Indexed(val_set), batch_size=recipe.batch_size * 2, shuffle=False,
                             collate_fn=_Collate(val_set, tokenizer))
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)

@@ -24,8 +24,9 @@ DEFAULT_RUN = Path("runs/minilm-cpu")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from brandsafe.logs import configure
+
+    configure(logging.WARNING if args.quiet else logging.INFO, args.log_format)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local paths only
     try:
         return args.func(args) or 0
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brandsafe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="json: one structured object per line, for log pipelines (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="train + export the default bundle if missing, then serve it",
@@ -114,6 +117,17 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="longest a request waits for its batch to fill, in microseconds (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads, 0 = all cores")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
+    p.add_argument("--grace-seconds", type=float, default=5.0, help="SIGTERM: drain in-flight calls this long")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on this HTTP port (0 = any free one; default: off)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS instead of plaintext")
+    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    p.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mutual TLS)")
+    p.add_argument("--watch-seconds", type=float, default=0.0,
+                   help="poll the bundle path this often and hot-swap when its manifest changes (0 = off)")
+    p.add_argument("--admin-token", default=os.environ.get("BRANDSAFE_ADMIN_TOKEN", ""),
+                   help="enable the Admin/ReloadBundle RPC behind this bearer token "
+                        "(default: $BRANDSAFE_ADMIN_TOKEN; unset = no admin RPC). SIGHUP always reloads.")
 
 
 def _cmd_train(args) -> None:
@@ -137,7 +151,10 @@ def _server_config(args):
     from brandsafe.service.server import ServerConfig
 
     config = ServerConfig(bundle=args.bundle, host=args.host, port=args.port, max_batch=args.max_batch,
-                          max_wait_us=args.max_wait_us, intra_op_threads=args.threads, device=args.device)
+                          max_wait_us=args.max_wait_us, intra_op_threads=args.threads, device=args.device,
+                          grace_seconds=args.grace_seconds, metrics_port=args.metrics_port, tls_cert=args.tls_cert,
+                          tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,
+                          watch_seconds=args.watch_seconds)
     if args.policies:
         config.policies = args.policies
     return config

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .urlnorm import normalize_url
 from .urltext import url_words, words
 
 SCHEMA_VERSION = "brandsafe-text/1"
@@ -49,7 +50,9 @@ def render(page: PageContext) -> str:
 
 def _location_words(page: PageContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if page.url.strip():
-        parsed = url_words(page.url)
+        # Normalized first, so tracking parameters, fragments and query order never reach the model
+        # and every spelling of a page renders (and caches) alike.
+        parsed = url_words(normalize_url(page.url))
         return parsed.host, parsed.path
     if page.app_bundle.strip():
         # Store ids read reversed-domain style (com.example.game); the words are what matter.

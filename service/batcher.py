@@ -29,6 +29,7 @@ class MicroBatcher:
         self._full = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker: asyncio.Task | None = None
+        self._busy = False  # a batch is being computed
         self._last_arrival = 0.0
         self._arrival_gap = float("inf")  # EWMA of seconds between submissions
 
@@ -43,6 +44,12 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
         self._executor.shutdown(wait=True)
+
+    async def drain(self, poll_seconds: float = 0.005) -> None:
+        """Return once everything submitted so far has been answered (hot swap retires a batcher
+        this way: no new work reaches it, and what it holds finishes)."""
+        while self._pending or self._busy:
+            await asyncio.sleep(poll_seconds)
 
     async def submit(self, text: str) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
@@ -78,6 +85,7 @@ class MicroBatcher:
                 self._full.clear()
             if not batch:
                 continue
+            self._busy = True
             try:
                 scores = await loop.run_in_executor(self._executor, self.run_batch, [text for _, text, _ in batch])
             except Exception as exc:  # noqa: BLE001 - a failed batch fails its callers, not the batcher
@@ -85,6 +93,8 @@ class MicroBatcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self._busy = False
             for (_, _, future), row in zip(batch, scores):
                 if not future.done():
                     future.set_result(row)

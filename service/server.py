@@ -1,10 +1,16 @@
-"""Server lifecycle: load and warm the bundle, then serve BrandSafety, health and reflection."""
+"""Server lifecycle: load and warm the bundle, then serve BrandSafety, health and reflection.
+
+Health says NOT_SERVING until the bundle is verified, loaded and warmed at every batch size the
+batcher uses; SIGTERM/SIGINT drain in-flight calls for the grace period, then exit; SIGHUP (and,
+when configured, a watched bundle path or the token-protected Admin RPC) hot-swaps the bundle.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -14,12 +20,15 @@ from grpc_reflection.v1alpha import reflection
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
 from .batcher import MicroBatcher
+from .metrics import Metrics, default_metrics
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_FILE, load_policies
+from .reload import AdminService, BundleSwapper
 from .servicer import BrandSafetyService, Serving
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = brandsafe_pb2.DESCRIPTOR.services_by_name["BrandSafety"].full_name
+ADMIN_SERVICE_NAME = brandsafe_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 MAX_MESSAGE_BYTES = 256 * 1024  # a bid request's page context is a few KB; anything larger is abuse
 
 
@@ -35,16 +44,24 @@ class ServerConfig:
     device: str = "auto"
     report_floor: float = 0.05
     grace_seconds: float = 5.0
+    metrics_port: int | None = None        # None = no metrics endpoint; 0 = any free port
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None      # set = mutual TLS: clients must present a cert it signed
+    admin_token: str = field(default_factory=lambda: os.environ.get("BRANDSAFE_ADMIN_TOKEN", ""))
+    watch_seconds: float = 0.0             # > 0: poll the bundle path and hot-swap when it changes
 
 
 class RunningServer:
     """A started server and what it owns; `stop()` drains in-flight calls within the grace period."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, service: BrandSafetyService,
-                 health_servicer: health.aio.HealthServicer, grace: float):
-        self.server, self.port, self.service = server, port, service
+    def __init__(self, server: grpc.aio.Server, port: int, service: BrandSafetyService, swapper: BundleSwapper,
+                 health_servicer: health.aio.HealthServicer, grace: float, metrics_port: int | None):
+        self.server, self.port, self.service, self.swapper = server, port, service, swapper
         self.health = health_servicer
         self.grace = grace
+        self.metrics_port = metrics_port
+        self.background: list[asyncio.Task] = []
 
     @property
     def model(self) -> LoadedBundle:
@@ -52,6 +69,8 @@ class RunningServer:
 
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
+        for task in self.background:
+            task.cancel()
         await self.server.stop(self.grace)
         serving = self.service.serving
         if serving is not None:
@@ -62,7 +81,7 @@ class RunningServer:
         await self.server.wait_for_termination()
 
 
-def _batch_sizes(max_batch: int) -> list[int]:
+def batch_sizes(max_batch: int) -> list[int]:
     sizes, size = [], 1
     while size < max_batch:
         sizes.append(size)
@@ -70,37 +89,67 @@ def _batch_sizes(max_batch: int) -> list[int]:
     return sizes + [max_batch]
 
 
-async def start(config: ServerConfig) -> RunningServer:
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if not (config.tls_cert or config.tls_key):
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())],
+                                       root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
+async def start(config: ServerConfig, metrics: Metrics | None = None) -> RunningServer:
+    metrics = metrics or default_metrics()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.so_reuseport", 0)])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     service = BrandSafetyService(config.report_floor)
     brandsafe_pb2_grpc.add_BrandSafetyServicer_to_server(service, server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    loop = asyncio.get_running_loop()
+
+    async def load_serving(bundle_path: Path) -> Serving:
+        model = await loop.run_in_executor(None, LoadedBundle, bundle_path, config.intra_op_threads, config.device)
+        try:
+            policies = load_policies(config.policies, model.labels, model.thresholds)
+            await loop.run_in_executor(None, model.warm_up, batch_sizes(config.max_batch))
+        except BaseException:
+            model.close()
+            raise
+        batcher = MicroBatcher(model.score, config.max_batch, config.max_wait_us)
+        batcher.start()
+        return Serving(model, policies, batcher)
+
+    swapper = BundleSwapper(service, load_serving, config.bundle, metrics)
+    services = [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    if config.admin_token:
+        brandsafe_pb2_grpc.add_AdminServicer_to_server(AdminService(swapper, config.admin_token), server)
+        services.append(ADMIN_SERVICE_NAME)
+    reflection.enable_server_reflection(services, server)
+    credentials = _credentials(config)
+    address = f"{config.host}:{config.port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
-        raise OSError(f"cannot bind {config.host}:{config.port}")
+        raise OSError(f"cannot bind {address}")
     # Up early so health checks see NOT_SERVING (not a refused connection) while the bundle loads.
     await server.start()
-
-    loop = asyncio.get_running_loop()
     try:
-        model = await loop.run_in_executor(None, LoadedBundle, config.bundle, config.intra_op_threads, config.device)
-        policies = load_policies(config.policies, model.labels, model.thresholds)
-        await loop.run_in_executor(None, model.warm_up, _batch_sizes(config.max_batch))
+        await swapper.swap()
     except BaseException:
         await server.stop(0)
         raise
-    batcher = MicroBatcher(model.score, config.max_batch, config.max_wait_us)
-    batcher.start()
-    service.serving = Serving(model, policies, batcher)
+    metrics_port = metrics.serve(config.metrics_port, config.host) if config.metrics_port is not None else None
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving bundle %s on %s:%d (profiles: %s)", model.bundle_id, config.host, port, ", ".join(sorted(policies)))
-    return RunningServer(server, port, service, health_servicer, config.grace_seconds)
+    running = RunningServer(server, port, service, swapper, health_servicer, config.grace_seconds, metrics_port)
+    if config.watch_seconds > 0:
+        running.background.append(loop.create_task(swapper.watch(config.watch_seconds)))
+    log.info("serving bundle %s on %s:%d (%s; profiles: %s)", service.serving.model.bundle_id, config.host, port,
+             "TLS" if credentials else "plaintext", ", ".join(sorted(service.serving.policies)))
+    return running
 
 
 async def serve_forever(config: ServerConfig) -> None:
@@ -109,7 +158,14 @@ async def serve_forever(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"brandsafe: serving {running.model.bundle_id} on {config.host}:{running.port} (Ctrl-C to stop)", flush=True)
+
+    def reload() -> None:
+        task = loop.create_task(running.swapper.swap())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures are logged by swap
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    extra = f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""
+    print(f"brandsafe: serving {running.model.bundle_id} on {config.host}:{running.port}{extra} (Ctrl-C to stop)",
+          flush=True)
     await stop.wait()
     log.info("shutting down: draining in-flight calls for up to %.1fs", config.grace_seconds)
     await running.stop()

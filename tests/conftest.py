@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -133,19 +134,28 @@ class ServerProcess:
             if match:
                 self.bundle_id, self.port = match.group(1), int(match.group(2))
                 self.target = f"127.0.0.1:{self.port}"
+                # Keep draining its output so a chatty server never blocks on a full pipe.
+                self._reader = threading.Thread(target=self._drain, daemon=True)
+                self._reader.start()
                 return
         self.proc.kill()
         raise RuntimeError("server did not come up:\n" + "".join(self.log))
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.log.append(line)
+
+    def output(self) -> str:
+        return "".join(self.log)
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.target)
 
     def stop(self) -> int:
         self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            self.proc.stdout.close()
+        code = self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return code
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ def test_training_and_serving_render_identical_model_input(small_train_file, tax
     rows = [r for r in read_rows(small_train_file)][:200]
     taxonomy = Taxonomy.load(taxonomy_path)
     examples = to_examples(rows, build_label_set(rows, taxonomy), taxonomy)
-    for row, training_text in zip(rows, examples.texts):
+    for row, training_text in zip(rows, examples.texts()):
         request = site_request(row.url, title=row.title)
         serving_text = render(parse(pb.ClassifyRequest.FromString(request.SerializeToString()), "default").page)
         assert serving_text == training_text == render(page_of(row))

@@ -1,0 +1,210 @@
+"""Verdict cache: a page's calibrated scores, computed once, shared by every advertiser and replica.
+
+Key: bundle id + normalized page URL + a hash of the other fields that reach the model, so a new
+bundle never serves old scores and brand profiles (applied after the cache) never need a flush.
+Tiers: an in-process LRU with TTL, then (optionally) Redis shared by replicas. Concurrent misses
+on one key run one inference (single-flight). Redis that is slow or down never fails a request:
+a circuit breaker stops asking it for a while and the local tier and the model carry on.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import numpy as np
+import orjson
+
+from brandsafe.rendering import PageContext
+from brandsafe.urlnorm import normalize_url
+
+log = logging.getLogger(__name__)
+MAX_KEY_URL_CHARS = 512
+MAX_VALUE_BYTES = 4096
+
+
+def cache_key(bundle_id: str, page: PageContext) -> str:
+    url = normalize_url(page.url) if page.url else ""
+    if len(url) > MAX_KEY_URL_CHARS:  # keep keys bounded; the tail is still distinguished by its hash
+        url = url[:MAX_KEY_URL_CHARS] + "#" + hashlib.blake2b(url.encode(), digest_size=12).hexdigest()
+    others = "\x1f".join([page.title, "\x1e".join(page.keywords), page.app_bundle])
+    return f"bs1|{bundle_id}|{url}|{hashlib.blake2b(others.encode(), digest_size=12).hexdigest()}"
+
+
+class LocalTier:
+    """LRU with a TTL; single event loop, so no locking."""
+
+    def __init__(self, max_entries: int, ttl_seconds: float):
+        self.max_entries, self.ttl = max_entries, ttl_seconds
+        self._entries: collections.OrderedDict[str, tuple[float, np.ndarray]] = collections.OrderedDict()
+
+    def get(self, key: str) -> np.ndarray | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, scores = entry
+        if expires < time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return scores
+
+    def put(self, key: str, scores: np.ndarray) -> None:
+        self._entries[key] = (time.monotonic() + self.ttl, scores)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class CircuitBreaker:
+    """Closed → open after `failures` in a row; after `cooldown` one probe is let through."""
+
+    def __init__(self, failures: int = 5, cooldown_seconds: float = 2.0):
+        self.threshold, self.cooldown = failures, cooldown_seconds
+        self.consecutive = 0
+        self.opened_at: float | None = None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if time.monotonic() - self.opened_at >= self.cooldown:
+            self.opened_at = time.monotonic()  # half-open: one probe per cooldown
+            return True
+        return False
+
+    def success(self) -> None:
+        self.consecutive, self.opened_at = 0, None
+
+    def failure(self) -> None:
+        self.consecutive += 1
+        if self.consecutive >= self.threshold:
+            if self.opened_at is None:
+                log.warning("redis cache tier unhealthy (%d failures in a row): bypassing it for %.1fs",
+                            self.consecutive, self.cooldown)
+            self.opened_at = time.monotonic()
+
+    @property
+    def open(self) -> bool:
+        return self.opened_at is not None
+
+
+class RedisTier:
+    def __init__(self, url: str, ttl_seconds: float, timeout_seconds: float = 0.005,
+                 breaker: CircuitBreaker | None = None, metrics=None):
+        import redis.asyncio as redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
+                                           retry_on_timeout=False)
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.timeout = timeout_seconds
+        self.breaker = breaker or CircuitBreaker()
+        self.metrics = metrics
+        self._writes: set[asyncio.Task] = set()
+
+    async def get(self, key: str) -> np.ndarray | None:
+        if not self.breaker.allow():
+            return None
+        try:
+            raw = await asyncio.wait_for(self.client.get(key), self.timeout)
+        except Exception as exc:  # noqa: BLE001 - any Redis trouble means "no answer from Redis"
+            self._failed(exc)
+            return None
+        self._ok()
+        if raw is None or len(raw) > MAX_VALUE_BYTES:
+            return None
+        try:
+            return np.asarray(orjson.loads(raw), dtype=np.float32)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return None
+
+    def put(self, key: str, scores: np.ndarray) -> None:
+        """Fire and forget: the caller already has its answer."""
+        if self.breaker.open and not self.breaker.allow():
+            return
+        value = orjson.dumps([round(float(s), 5) for s in scores])
+        task = asyncio.get_running_loop().create_task(self._put(key, value))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _put(self, key: str, value: bytes) -> None:
+        try:
+            await asyncio.wait_for(self.client.set(key, value, px=self.ttl_ms), self.timeout * 4)
+            self._ok()
+        except Exception as exc:  # noqa: BLE001
+            self._failed(exc)
+
+    def _ok(self) -> None:
+        self.breaker.success()
+        if self.metrics:
+            self.metrics.cache_redis_up.set(1)
+
+    def _failed(self, exc: Exception) -> None:
+        self.breaker.failure()
+        if self.metrics:
+            self.metrics.cache_redis_errors.labels(kind=type(exc).__name__).inc()
+            self.metrics.cache_redis_up.set(0 if self.breaker.open else 1)
+
+    async def close(self) -> None:
+        for task in list(self._writes):
+            task.cancel()
+        await self.client.aclose()
+
+
+@dataclass
+class CacheStats:
+    local_hits: int = 0
+    redis_hits: int = 0
+    misses: int = 0
+    coalesced: int = 0
+
+
+class VerdictCache:
+    def __init__(self, local: LocalTier, redis: RedisTier | None = None, metrics=None):
+        self.local, self.redis, self.metrics = local, redis, metrics
+        self.stats = CacheStats()
+        self._in_flight: dict[str, asyncio.Future] = {}
+
+    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[np.ndarray]]) -> tuple[np.ndarray, str]:
+        """(scores, where they came from: "local", "redis", "model" or "coalesced")."""
+        scores = self.local.get(key)
+        if scores is not None:
+            self._count("local")
+            return scores, "local"
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            self._count("coalesced")
+            return await asyncio.shield(pending), "coalesced"
+        future = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            source = "redis"
+            scores = await self.redis.get(key) if self.redis else None
+            if scores is None:
+                source = "model"
+                scores = await compute()
+                if self.redis:
+                    self.redis.put(key, scores)
+            self.local.put(key, scores)
+            self._count(source)
+            future.set_result(scores)
+            return scores, source
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved here, so an unawaited failure is not logged as lost
+            raise
+        finally:
+            self._in_flight.pop(key, None)
+
+    def _count(self, source: str) -> None:
+        field = {"local": "local_hits", "redis": "redis_hits", "model": "misses", "coalesced": "coalesced"}[source]
+        setattr(self.stats, field, getattr(self.stats, field) + 1)
+        if self.metrics:
+            self.metrics.cache_lookups.labels(result=source).inc()

@@ -1,0 +1,57 @@
+"""Prometheus metrics (served over HTTP by `--metrics-port`)."""
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Latencies of interest sit between a few hundred microseconds and the auction window.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        self.registry = registry
+        self.requests = Counter("brandsafe_requests_total", "Classify requests by gRPC status code",
+                                ["method", "code"], registry=registry)
+        self.latency = Histogram("brandsafe_request_latency_seconds", "End-to-end server latency per request",
+                                 ["method"], buckets=_LATENCY_BUCKETS, registry=registry)
+        self.queue_wait = Histogram("brandsafe_queue_wait_seconds", "Time from enqueue to batch start",
+                                    buckets=_LATENCY_BUCKETS, registry=registry)
+        self.batch_size = Histogram("brandsafe_batch_size", "Requests per inference batch",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry)
+        self.inference = Histogram("brandsafe_inference_seconds", "Tokenize + model time per batch",
+                                   buckets=_LATENCY_BUCKETS, registry=registry)
+        self.queue_depth = Gauge("brandsafe_queue_depth", "Requests waiting for a batch", registry=registry)
+        self.fallbacks = Counter("brandsafe_fallbacks_total", "Answers given by a profile's fallback, by reason",
+                                 ["reason"], registry=registry)
+        self.dropped = Counter("brandsafe_dropped_total", "Requests dropped before inference, by reason",
+                               ["reason"], registry=registry)
+        self.bundle = Gauge("brandsafe_bundle_info", "The model bundle in use (value 1)", ["bundle_id"],
+                            registry=registry)
+        self.cache_lookups = Counter("brandsafe_cache_lookups_total",
+                                     "Verdict cache lookups by where the scores came from", ["result"],
+                                     registry=registry)
+        self.cache_redis_up = Gauge("brandsafe_cache_redis_up", "1 while the Redis tier is used, 0 while bypassed",
+                                    registry=registry)
+        self.cache_redis_errors = Counter("brandsafe_cache_redis_errors_total", "Redis tier errors by kind",
+                                          ["kind"], registry=registry)
+        self.reloads = Counter("brandsafe_bundle_reloads_total", "Bundle hot-swap attempts by result",
+                               ["result"], registry=registry)
+
+    def set_bundle(self, bundle_id: str) -> None:
+        self.bundle.clear()
+        self.bundle.labels(bundle_id=bundle_id).set(1)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server.server_port
+
+
+_default: Metrics | None = None
+
+
+def default_metrics() -> Metrics:
+    """One set per process: prometheus_client refuses to register the same names twice."""
+    global _default
+    if _default is None:
+        _default = Metrics()
+    return _default

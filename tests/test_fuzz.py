@@ -1,0 +1,87 @@
+"""Fuzz the real server: >= 100,000 generated requests, each answered with a valid response or
+INVALID_ARGUMENT naming a field; never a crash, never another status."""
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from brandsafe.v1 import brandsafe_pb2 as pb
+from brandsafe.v1 import brandsafe_pb2_grpc as pb_grpc
+
+REQUESTS_PER_EXAMPLE = 50
+EXAMPLES = 2000  # 100,000 requests
+
+odd_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", " ", "\t\n", "💥🔥", "ä" * 50, "\u202e\u200b", "%00%ff%zz", "<script>", "\x00"]),
+)
+urls = st.one_of(
+    st.sampled_from([
+        "https://www.example.com/path?q=1", "example.com", "//no-scheme.example/x", "http://[::1]:8080/a",
+        "http://[2001:db8::1]/x", "http://[bad", "xn--bcher-kva.example/bücher", "https://bücher.de/ä?ö=ü",
+        "http://user:pw@host.example:99999/p", "https://a.example/" + "%41" * 300, "javascript:alert(1)",
+        "https://a.example/?" + "&".join(f"k{i}=v{i}" for i in range(400)), "https://😀.example/🔥", "",
+    ]),
+    st.text(max_size=120),
+    st.builds(lambda h, p: f"https://{h}.example/{p}", st.text(min_size=1, max_size=20), st.text(max_size=60)),
+    st.integers(0, 9000).map(lambda n: "https://long.example/" + "a" * n),  # crosses the URL limit
+)
+keywords = st.one_of(st.text(max_size=60), st.integers(0, 150).map(lambda n: ",".join(["kw"] * n)))
+kwarray = st.lists(odd_text, max_size=110)
+categories = st.lists(st.text(max_size=70), max_size=105)
+content = st.builds(pb.Content, title=st.one_of(odd_text, st.integers(0, 2100).map(lambda n: "t" * n)),
+                    keywords=keywords, kwarray=kwarray, language=st.text(max_size=20), url=urls,
+                    cat=categories, cattax=st.integers(-5, 2**31 - 1))
+site = st.builds(pb.Site, page=urls, ref=urls, domain=st.text(max_size=300), name=odd_text, keywords=keywords,
+                 kwarray=kwarray, cat=categories, cattax=st.integers(-5, 20), content=content)
+app = st.builds(pb.App, bundle=st.one_of(st.text(max_size=300), st.just("com.example.game")), name=odd_text,
+                domain=st.text(max_size=40), storeurl=urls, keywords=keywords, cat=categories, content=content)
+requests = st.builds(
+    lambda id_, imp, s, a, which, policy, tmax: pb.ClassifyRequest(
+        id=id_, imp_id=imp, policy_id=policy, tmax=tmax,
+        **({"site": s} if which in ("site", "both") else {}), **({"app": a} if which in ("app", "both") else {})),
+    st.text(max_size=140), st.text(max_size=20), site, app, st.sampled_from(["site", "site", "app", "both", "none"]),
+    st.sampled_from(["", "default", "strict", "nope", "x" * 200]), st.integers(0, 2**32 - 1))
+
+FIELDS = ("id", "imp_id", "policy_id", "site", "app")
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(requests, min_size=REQUESTS_PER_EXAMPLE, max_size=REQUESTS_PER_EXAMPLE))
+def test_generated_requests_get_a_valid_answer_or_invalid_argument(minilm_server, fuzz_stub, batch):
+    responses = list(fuzz_stub.ClassifyStream(iter(batch), timeout=120))
+    assert len(responses) == len(batch)
+    for response in responses:
+        if response.HasField("error"):
+            assert response.error.code == "INVALID_ARGUMENT", response.error
+            assert response.error.message.split(":")[0].split(".")[0].split(",")[0].split("[")[0] in FIELDS, \
+                response.error.message
+        else:
+            assert response.decision in (pb.ALLOW, pb.BLOCK)
+            assert response.bundle_id and response.cattax == 9
+            assert all(0.0 <= c.score <= 1.0 for c in response.categories)
+
+
+def test_undecodable_bytes_are_invalid_argument_not_a_crash(minilm_server):
+    """Invalid UTF-8 inside a proto3 string field cannot be parsed; the caller is told so."""
+    bad = b"\x1a\x06\x0a\x04\xff\xfe\xfd\xfc"  # site { page: <4 bytes of invalid UTF-8> }
+    with minilm_server.channel() as channel:
+        call = channel.unary_unary("/brandsafe.v1.BrandSafety/Classify", request_serializer=lambda b: b,
+                                   response_deserializer=pb.ClassifyResponse.FromString)
+        try:
+            call(bad, timeout=10)
+            raised = None
+        except grpc.RpcError as exc:
+            raised = exc
+        assert raised is not None and raised.code() == grpc.StatusCode.INVALID_ARGUMENT, raised
+        assert "request" in raised.details()
+        ok = pb_grpc.BrandSafetyStub(channel).Classify(pb.ClassifyRequest(site=pb.Site(page="a.example")), timeout=10)
+        assert ok.bundle_id
+
+
+@pytest.fixture(scope="module")
+def fuzz_stub(minilm_server):
+    channel = minilm_server.channel()
+    yield pb_grpc.BrandSafetyStub(channel)
+    channel.close()

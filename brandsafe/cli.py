@@ -118,6 +118,16 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads, 0 = all cores")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
     p.add_argument("--grace-seconds", type=float, default=5.0, help="SIGTERM: drain in-flight calls this long")
+    p.add_argument("--max-queue", type=int, default=1024,
+                   help="requests allowed to wait for a batch; beyond it RESOURCE_EXHAUSTED at once (default: %(default)s)")
+    p.add_argument("--cache-entries", type=int, default=200_000,
+                   help="in-process verdict cache size, 0 = off (default: %(default)s)")
+    p.add_argument("--cache-ttl", type=float, default=3600.0, help="verdict cache TTL in seconds (default: %(default)s)")
+    p.add_argument("--redis-url", default=os.environ.get("BRANDSAFE_REDIS_URL", ""),
+                   help="shared verdict cache tier for several replicas, e.g. redis://cache:6379/0 "
+                        "(default: $BRANDSAFE_REDIS_URL; unset = local tier only)")
+    p.add_argument("--redis-timeout-ms", type=float, default=5.0,
+                   help="give up on a Redis lookup after this long and score with the model (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this HTTP port (0 = any free one; default: off)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS instead of plaintext")
@@ -154,7 +164,9 @@ def _server_config(args):
                           max_wait_us=args.max_wait_us, intra_op_threads=args.threads, device=args.device,
                           grace_seconds=args.grace_seconds, metrics_port=args.metrics_port, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,
-                          watch_seconds=args.watch_seconds)
+                          watch_seconds=args.watch_seconds, max_queue=args.max_queue,
+                          cache_entries=args.cache_entries, cache_ttl_seconds=args.cache_ttl, redis_url=args.redis_url,
+                          redis_timeout_ms=args.redis_timeout_ms)
     if args.policies:
         config.policies = args.policies
     return config

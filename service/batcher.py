@@ -3,8 +3,12 @@
 A batch closes when it is full or when its oldest request has waited `max_wait_us`; requests
 that queued while the previous batch ran are not made to wait again, and a lone request does
 not wait at all when traffic is too thin for another one to arrive within the window (an
-exponentially weighted inter-arrival gap tells). Inference runs in a
-worker thread so the event loop keeps accepting and parsing while a batch executes.
+exponentially weighted inter-arrival gap tells). Inference runs in a worker thread so the event
+loop keeps accepting and parsing while a batch executes.
+
+The queue is bounded (`QueueFull` at once beyond it), a request whose deadline passes while it
+waits is dropped before inference (`Expired`), and `expected_wait()` tells a caller, before it
+queues, whether an answer can arrive inside its budget.
 """
 from __future__ import annotations
 
@@ -17,21 +21,33 @@ from typing import Callable
 import numpy as np
 
 
+class QueueFull(Exception):
+    pass
+
+
+class Expired(Exception):
+    """The request's deadline passed while it waited; it was not computed."""
+
+
 class MicroBatcher:
-    def __init__(self, run_batch: Callable[[list[str]], np.ndarray], max_batch: int = 32, max_wait_us: int = 2000):
-        if max_batch < 1 or max_wait_us < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_us >= 0")
+    def __init__(self, run_batch: Callable[[list[str]], np.ndarray], max_batch: int = 32, max_wait_us: int = 2000,
+                 max_queue: int = 1024, metrics=None):
+        if max_batch < 1 or max_wait_us < 0 or max_queue < 1:
+            raise ValueError("max_batch and max_queue must be >= 1, max_wait_us >= 0")
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.max_wait = max_wait_us / 1e6
-        self._pending: collections.deque = collections.deque()
+        self.max_queue = max_queue
+        self.metrics = metrics
+        self._pending: collections.deque = collections.deque()  # (enqueued, deadline, text, future)
         self._has_items = asyncio.Event()
         self._full = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker: asyncio.Task | None = None
-        self._busy = False  # a batch is being computed
+        self._busy_since: float | None = None  # a batch is being computed since then
         self._last_arrival = 0.0
         self._arrival_gap = float("inf")  # EWMA of seconds between submissions
+        self._batch_seconds = 0.0         # EWMA of one batch's compute time
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -48,20 +64,60 @@ class MicroBatcher:
     async def drain(self, poll_seconds: float = 0.005) -> None:
         """Return once everything submitted so far has been answered (hot swap retires a batcher
         this way: no new work reaches it, and what it holds finishes)."""
-        while self._pending or self._busy:
+        while self._pending or self._busy_since is not None:
             await asyncio.sleep(poll_seconds)
 
-    async def submit(self, text: str) -> np.ndarray:
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def expected_wait(self) -> float:
+        """Seconds until a request queued now would be answered: the batches ahead of it, plus
+        what is left of the one running."""
+        batches_ahead = len(self._pending) // self.max_batch + 1
+        running_left = 0.0
+        if self._busy_since is not None:
+            running_left = max(0.0, self._batch_seconds - (time.monotonic() - self._busy_since))
+        return running_left + batches_ahead * self._batch_seconds
+
+    async def submit(self, text: str, deadline: float | None = None) -> np.ndarray:
+        """Scores for `text`. `deadline` is a time.monotonic() instant after which computing it is
+        pointless; raises QueueFull or Expired instead of answering late."""
+        if len(self._pending) >= self.max_queue:
+            raise QueueFull(f"{len(self._pending)} requests already queued")
         future = asyncio.get_running_loop().create_future()
         now = time.monotonic()
         gap = now - self._last_arrival
         self._arrival_gap = gap if self._arrival_gap == float("inf") else 0.8 * self._arrival_gap + 0.2 * gap
         self._last_arrival = now
-        self._pending.append((now, text, future))
+        self._pending.append((now, deadline, text, future))
         self._has_items.set()
         if len(self._pending) >= self.max_batch:
             self._full.set()
         return await future
+
+    def _take_batch(self) -> list:
+        now = time.monotonic()
+        batch = []
+        while self._pending and len(batch) < self.max_batch:
+            item = self._pending.popleft()
+            enqueued, deadline, _, future = item
+            if future.done():  # the caller went away (cancelled): do not compute for it
+                continue
+            if deadline is not None and deadline <= now:
+                future.set_exception(Expired())
+                if self.metrics:
+                    self.metrics.dropped.labels(reason="deadline_in_queue").inc()
+                continue
+            if self.metrics:
+                self.metrics.queue_wait.observe(now - enqueued)
+            batch.append(item)
+        if not self._pending:
+            self._has_items.clear()
+        if len(self._pending) < self.max_batch:
+            self._full.clear()
+        if self.metrics:
+            self.metrics.queue_depth.set(len(self._pending))
+        return batch
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -74,27 +130,24 @@ class MicroBatcher:
                         await asyncio.wait_for(self._full.wait(), wait)
                     except TimeoutError:
                         pass
-            batch = []
-            while self._pending and len(batch) < self.max_batch:
-                item = self._pending.popleft()
-                if not item[2].done():  # the caller went away: do not compute for it
-                    batch.append(item)
-            if not self._pending:
-                self._has_items.clear()
-            if len(self._pending) < self.max_batch:
-                self._full.clear()
+            batch = self._take_batch()
             if not batch:
                 continue
-            self._busy = True
+            started = self._busy_since = time.monotonic()
             try:
-                scores = await loop.run_in_executor(self._executor, self.run_batch, [text for _, text, _ in batch])
+                scores = await loop.run_in_executor(self._executor, self.run_batch, [item[2] for item in batch])
             except Exception as exc:  # noqa: BLE001 - a failed batch fails its callers, not the batcher
-                for _, _, future in batch:
+                for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             finally:
-                self._busy = False
-            for (_, _, future), row in zip(batch, scores):
+                elapsed = time.monotonic() - started
+                self._busy_since = None
+                self._batch_seconds = elapsed if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * elapsed
+                if self.metrics:
+                    self.metrics.batch_size.observe(len(batch))
+                    self.metrics.inference.observe(elapsed)
+            for (*_, future), row in zip(batch, scores):
                 if not future.done():
                     future.set_result(row)

@@ -25,10 +25,14 @@ class Reason:
     threshold: float
 
 
+FALLBACKS = ("allow", "block")
+
+
 @dataclass(frozen=True)
 class Policy:
     id: str
     thresholds: np.ndarray  # per label; +inf where the profile does not block that label
+    fallback: str = "allow"  # when the model cannot answer in time: fail-open "allow" or fail-closed "block"
 
     def decide(self, scores: np.ndarray) -> list[Reason]:
         """Reasons to block, highest score first; empty means allow."""
@@ -79,4 +83,7 @@ def _compile(path: Path, pid: str, spec: dict, labels: LabelSet, bundle_threshol
         if not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise PolicyError(f"{where}: override for {key!r} must be a number in (0, 1]")
         thresholds[index_of(key)] = value
-    return Policy(pid, thresholds)
+    fallback = spec.get("fallback", "allow")
+    if fallback not in FALLBACKS:
+        raise PolicyError(f"{where}: fallback must be \"allow\" (fail-open) or \"block\" (fail-closed), got {fallback!r}")
+    return Policy(pid, thresholds, fallback)

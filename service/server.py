@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
 from .batcher import MicroBatcher
+from .cache import LocalTier, RedisTier, VerdictCache
 from .metrics import Metrics, default_metrics
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_FILE, load_policies
@@ -50,6 +51,11 @@ class ServerConfig:
     tls_client_ca: Path | None = None      # set = mutual TLS: clients must present a cert it signed
     admin_token: str = field(default_factory=lambda: os.environ.get("BRANDSAFE_ADMIN_TOKEN", ""))
     watch_seconds: float = 0.0             # > 0: poll the bundle path and hot-swap when it changes
+    max_queue: int = 1024                  # beyond it: RESOURCE_EXHAUSTED at once
+    cache_entries: int = 200_000           # in-process verdict cache; 0 = no cache
+    cache_ttl_seconds: float = 3600.0
+    redis_url: str = ""                    # shared verdict cache tier, e.g. redis://cache:6379/0
+    redis_timeout_ms: float = 5.0
 
 
 class RunningServer:
@@ -76,6 +82,8 @@ class RunningServer:
         if serving is not None:
             await serving.batcher.stop()
             serving.model.close()
+        if self.service.cache is not None and self.service.cache.redis is not None:
+            await self.service.cache.redis.close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -99,6 +107,14 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
                                        root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
+def _cache(config: ServerConfig, metrics: Metrics) -> VerdictCache | None:
+    if config.cache_entries <= 0:
+        return None
+    redis = (RedisTier(config.redis_url, config.cache_ttl_seconds, config.redis_timeout_ms / 1000, metrics=metrics)
+             if config.redis_url else None)
+    return VerdictCache(LocalTier(config.cache_entries, config.cache_ttl_seconds), redis, metrics)
+
+
 async def start(config: ServerConfig, metrics: Metrics | None = None) -> RunningServer:
     metrics = metrics or default_metrics()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -107,8 +123,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    service = BrandSafetyService(config.report_floor)
-    brandsafe_pb2_grpc.add_BrandSafetyServicer_to_server(service, server)
+    service = BrandSafetyService(config.report_floor, _cache(config, metrics), metrics)
+    service.add_to_server(server)
     loop = asyncio.get_running_loop()
 
     async def load_serving(bundle_path: Path) -> Serving:
@@ -119,7 +135,7 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
         except BaseException:
             model.close()
             raise
-        batcher = MicroBatcher(model.score, config.max_batch, config.max_wait_us)
+        batcher = MicroBatcher(model.score, config.max_batch, config.max_wait_us, config.max_queue, metrics)
         batcher.start()
         return Serving(model, policies, batcher)
 

@@ -1,30 +1,62 @@
-"""The BrandSafety gRPC service: Classify (unary) and ClassifyStream (bidirectional)."""
+"""The BrandSafety gRPC service: Classify (unary) and ClassifyStream (bidirectional).
+
+Per request: decode → validate → render → (cache) → admission against the deadline → micro-batch →
+policy. A request that cannot be scored inside its budget gets the brand profile's fallback at
+once, marked as such; a full queue answers RESOURCE_EXHAUSTED at once.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from brandsafe.rendering import render
 from brandsafe.taxonomy import CATTAX_CONTENT_3_1
 from brandsafe.v1 import brandsafe_pb2 as pb
-from brandsafe.v1 import brandsafe_pb2_grpc as pb_grpc
 
-from .batcher import MicroBatcher
+from .batcher import Expired, MicroBatcher, QueueFull
+from .cache import VerdictCache, cache_key
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_ID, Policy
 from .requests import RequestError, parse
 
 log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BrandSafety"].full_name
+RESPONSE_MARGIN_SECONDS = 0.0005  # time to build and send a response after scoring
 
 
 class ClassifyError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code, self.message = code, message
+
+
+class _NoTime(Exception):
+    """Scoring cannot finish inside the request's budget; answer with the profile's fallback."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Undecodable:
+    """Bytes that are not a ClassifyRequest (e.g. invalid UTF-8 in a string field)."""
+
+    def __init__(self, error: str):
+        self.error = error
+        self.id = self.imp_id = ""
+
+
+def _decode(raw: bytes):
+    try:
+        return pb.ClassifyRequest.FromString(raw)
+    except DecodeError as exc:
+        return _Undecodable(str(exc))
 
 
 @dataclass(frozen=True)
@@ -36,28 +68,55 @@ class Serving:
     batcher: MicroBatcher
 
 
-class BrandSafetyService(pb_grpc.BrandSafetyServicer):
-    def __init__(self, report_floor: float = 0.05):
+class BrandSafetyService:
+    def __init__(self, report_floor: float = 0.05, cache: VerdictCache | None = None, metrics=None):
         self.serving: Serving | None = None  # None until the bundle is loaded and warmed
         self.report_floor = report_floor
+        self.cache = cache
+        self.metrics = metrics
 
-    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """Like the generated add_BrandSafetyServicer_to_server, but decoding requests ourselves so
+        undecodable bytes become INVALID_ARGUMENT instead of an INTERNAL error."""
+        serialize = pb.ClassifyResponse.SerializeToString
+        handlers = {
+            "Classify": grpc.unary_unary_rpc_method_handler(self.Classify, request_deserializer=_decode,
+                                                            response_serializer=serialize),
+            "ClassifyStream": grpc.stream_stream_rpc_method_handler(self.ClassifyStream, request_deserializer=_decode,
+                                                                    response_serializer=serialize),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    async def Classify(self, request, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        received = time.monotonic()
+        code = grpc.StatusCode.OK
         try:
-            return await self._classify(request)
+            return await self._classify(request, context.time_remaining(), received)
         except ClassifyError as exc:
+            code = exc.code
             await context.abort(exc.code, exc.message)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self._observe("Classify", code, received)
 
     async def ClassifyStream(self, request_iterator, context: grpc.aio.ServicerContext):
         """Requests are scored concurrently; each response is written as soon as it is ready."""
         ready: asyncio.Queue = asyncio.Queue()
         in_flight: set[asyncio.Task] = set()
 
-        async def answer(request: pb.ClassifyRequest) -> None:
+        async def answer(request) -> None:
+            received = time.monotonic()
+            code = grpc.StatusCode.OK
             try:
-                response = await self._classify(request)
+                response = await self._classify(request, context.time_remaining(), received)
             except ClassifyError as exc:
+                code = exc.code
                 response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
                                                error=pb.ErrorInfo(code=exc.code.name, message=exc.message))
+            self._observe("ClassifyStream", code, received)
             ready.put_nowait(response)
 
         async def read_all() -> None:
@@ -78,24 +137,55 @@ class BrandSafetyService(pb_grpc.BrandSafetyServicer):
             for task in list(in_flight):
                 task.cancel()
 
-    async def _classify(self, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
+    async def _classify(self, request, time_remaining: float | None, received: float) -> pb.ClassifyResponse:
         serving = self.serving
         if serving is None:
             raise ClassifyError(grpc.StatusCode.UNAVAILABLE, "model bundle is still loading; retry shortly")
+        if isinstance(request, _Undecodable):
+            raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"request: not a valid brandsafe.v1.ClassifyRequest ({request.error})")
         try:
             parsed = parse(request, DEFAULT_POLICY_ID)
         except RequestError as exc:
+            log.debug("invalid request: %s", exc, extra={"request_id": request.id})
             raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         policy = serving.policies.get(parsed.policy_id)
         if policy is None:
             raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"policy_id: unknown brand profile {parsed.policy_id!r} "
                                 f"(known: {', '.join(sorted(serving.policies))})")
-        scores = await serving.batcher.submit(render(parsed.page))
-        return self._response(request, scores, policy, serving.model)
+        deadline = _deadline(time_remaining, request.tmax, received)
+        text = render(parsed.page)
+        try:
+            if self.cache is not None:
+                scores, source = await self.cache.get_or_compute(
+                    cache_key(serving.model.bundle_id, parsed.page), lambda: self._infer(serving, text, deadline))
+                source = "model" if source == "coalesced" else source
+            else:
+                scores, source = await self._infer(serving, text, deadline), "model"
+        except _NoTime as no_time:
+            if self.metrics:
+                self.metrics.fallbacks.labels(reason=no_time.reason).inc()
+            log.debug("fallback %s: %s", policy.fallback, no_time.reason, extra={"request_id": request.id})
+            return pb.ClassifyResponse(id=request.id, imp_id=request.imp_id, cattax=CATTAX_CONTENT_3_1,
+                                       decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
+                                       bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
+                                       fallback_reason=no_time.reason)
+        return self._response(request, scores, policy, serving.model, source)
 
-    def _response(self, request: pb.ClassifyRequest, scores: np.ndarray, policy: Policy,
-                  model: LoadedBundle) -> pb.ClassifyResponse:
+    async def _infer(self, serving: Serving, text: str, deadline: float | None) -> np.ndarray:
+        if deadline is not None and serving.batcher.expected_wait() + RESPONSE_MARGIN_SECONDS > deadline - time.monotonic():
+            raise _NoTime("expected_wait_exceeds_deadline")
+        try:
+            return await serving.batcher.submit(text, deadline)
+        except QueueFull as exc:
+            raise ClassifyError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"server overloaded ({exc}); retry with backoff or bid without a verdict") from None
+        except Expired:
+            raise _NoTime("deadline_passed_in_queue") from None
+
+    def _response(self, request, scores: np.ndarray, policy: Policy, model: LoadedBundle,
+                  source: str) -> pb.ClassifyResponse:
         labels = model.labels.labels
         reasons = policy.decide(scores)
         order = np.argsort(-scores)
@@ -111,4 +201,20 @@ class BrandSafetyService(pb_grpc.BrandSafetyServicer):
                                     score=r.score, threshold=r.threshold) for r in reasons],
             bundle_id=model.bundle_id,
             policy_id=policy.id,
+            score_source=source,
         )
+
+    def _observe(self, method: str, code: grpc.StatusCode, received: float) -> None:
+        if self.metrics:
+            self.metrics.requests.labels(method=method, code=code.name).inc()
+            self.metrics.latency.labels(method=method).observe(time.monotonic() - received)
+
+
+def _deadline(time_remaining: float | None, tmax_ms: int, received: float) -> float | None:
+    """The tighter of the gRPC deadline and the request's tmax, as a time.monotonic() instant."""
+    candidates = []
+    if time_remaining is not None:
+        candidates.append(time.monotonic() + time_remaining)
+    if tmax_ms:
+        candidates.append(received + tmax_ms / 1000)
+    return min(candidates) if candidates else None

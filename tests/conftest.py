@@ -47,10 +47,10 @@ def small_train_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_qwen3_dir(tmp_path_factory) -> Path:
-    """A random-weights Qwen3 (the production architecture) and a byte-level BPE tokenizer
+    """A random-weights Qwen3 causal LM (the production architecture) and a byte-level BPE tokenizer
     trained here, with a dedicated pad token distinct from EOS."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForSequenceClassification
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
     corpus = [json.loads(l)["url"] + " " + (json.loads(l)["title"] or "")
               for l in TRAIN_JSONL.read_text().splitlines()[:3000]]
@@ -66,7 +66,7 @@ def tiny_qwen3_dir(tmp_path_factory) -> Path:
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=False)
     out = tmp_path_factory.mktemp("tiny-qwen3")
-    Qwen3ForSequenceClassification(config).save_pretrained(out)
+    Qwen3ForCausalLM(config).save_pretrained(out)  # a pretrained base: LM head, no classifier yet
     tokenizer.save_pretrained(out)
     return out
 

@@ -36,6 +36,7 @@ def build_model(recipe: Recipe, labels: LabelSet, tokenizer: PreTrainedTokenizer
         id2label={i: l.id for i, l in enumerate(labels)},
         label2id={l.id: i for i, l in enumerate(labels)},
         dtype=_DTYPES[recipe.dtype],
+        ignore_mismatched_sizes=True,  # a base that already has a head for other labels gets a new one
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))

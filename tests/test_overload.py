@@ -1,0 +1,85 @@
+"""Overload on loopback: at 3x the measured capacity, answered requests stay inside their
+deadline, the rest fail fast (RESOURCE_EXHAUSTED or the profile's fallback), and the server
+recovers as soon as the load drops."""
+import asyncio
+import time
+
+import grpc
+import numpy as np
+
+from brandsafe.client import site_request
+from brandsafe.v1 import brandsafe_pb2_grpc as pb_grpc
+from conftest import ServerProcess
+
+DEADLINE_S = 0.1
+
+
+async def _closed_loop_capacity(target: str, seconds: float = 3.0, concurrency: int = 48) -> float:
+    done = 0
+    stop_at = time.monotonic() + seconds
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.BrandSafetyStub(channel)
+
+        async def worker(w: int) -> None:
+            nonlocal done
+            n = 0
+            while time.monotonic() < stop_at:
+                n += 1
+                await stub.Classify(site_request(f"cap{w}-{n}.example/p"), timeout=5)
+                done += 1
+
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return done / seconds
+
+
+async def _open_loop(target: str, rate: float, seconds: float, tag: str) -> list[tuple[str, float, bool]]:
+    """(outcome, latency from intended send time, fallback) per request."""
+    results = []
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.BrandSafetyStub(channel)
+
+        async def one(i: int, intended: float) -> None:
+            try:
+                response = await stub.Classify(site_request(f"{tag}{i}.example/p"), timeout=DEADLINE_S)
+                results.append(("OK", time.monotonic() - intended, response.fallback))
+            except grpc.aio.AioRpcError as exc:
+                results.append((exc.code().name, time.monotonic() - intended, False))
+
+        start = time.monotonic()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            intended = start + i / rate
+            delay = intended - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i, intended)))
+        await asyncio.gather(*tasks)
+    return results
+
+
+def test_three_times_capacity_fails_fast_and_recovers(minilm_bundle):
+    server = ServerProcess(minilm_bundle, "--cache-entries", "0", "--max-queue", "64", "--max-batch", "16")
+    try:
+        capacity = asyncio.run(_closed_loop_capacity(server.target))
+        assert capacity > 20, capacity
+        overload = asyncio.run(_open_loop(server.target, 3 * capacity, 4.0, "over"))
+        outcomes = {}
+        for code, _, fallback in overload:
+            key = "FALLBACK" if fallback else code
+            outcomes[key] = outcomes.get(key, 0) + 1
+        answered = [lat for code, lat, fallback in overload if code == "OK" and not fallback]
+        shed = [lat for code, lat, fallback in overload if code == "RESOURCE_EXHAUSTED" or fallback]
+        print(f"capacity {capacity:.0f}/s; at {3 * capacity:.0f}/s: {outcomes}")
+        assert set(outcomes) <= {"OK", "FALLBACK", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}, outcomes
+        assert len(answered) > 0.15 * len(overload)  # still doing useful work
+        assert np.percentile(answered, 99) <= DEADLINE_S
+        assert len(shed) > 0.3 * len(overload)  # the excess is refused…
+        assert np.percentile(shed, 99) < DEADLINE_S / 2  # …at once, not after waiting out the deadline
+        assert outcomes.get("DEADLINE_EXCEEDED", 0) <= 0.05 * len(overload)
+
+        time.sleep(0.5)  # load drops
+        calm = asyncio.run(_open_loop(server.target, capacity / 4, 2.0, "calm"))
+        assert all(code == "OK" and not fallback for code, _, fallback in calm), calm[:5]
+        assert np.percentile([lat for _, lat, _ in calm], 99) < DEADLINE_S
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .urlnorm import normalize_url
 from .urltext import url_words, words
 
-SCHEMA_VERSION = "brandsafe-text/1"
+SCHEMA_VERSION = "brandsafe-text/2"  # 2: host and path words segmented (freeporntube → free porn tube)
 KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
 
 MAX_TITLE_CHARS = 200

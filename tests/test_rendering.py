@@ -26,7 +26,12 @@ def test_render_layout():
     text = render(PageContext(url="news.example.co.uk/world/war-in-x", title="  Breaking:\nwar  ",
                               keywords=("war", " ", "news")))
     assert text == "news example co uk | path: world war in x | title: Breaking: war | keywords: war, news"
-    assert render(PageContext(app_bundle="com.example.casinoslots")) == "example casinoslots"
+    assert render(PageContext(app_bundle="com.example.casinoslots")) == "example casino slots"
+
+
+def test_concatenated_host_words_are_segmented():
+    assert url_words("freeporntube.com").host == ("free", "porn", "tube", "com")
+    assert url_words("https://www.youtube.com/watch?v=Qm81xZk2pLw").path == ("watch", "v")  # random id dropped
 
 
 def test_training_and_serving_render_identical_model_input(small_train_file, taxonomy_path):

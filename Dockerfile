@@ -4,12 +4,12 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/brandsafe \
- && /opt/brandsafe/bin/pip install --no-cache-dir --upgrade pip setuptools wheel
+ && /opt/brandsafe/bin/pip install --no-cache-dir --upgrade pip==26.3 setuptools==80.9.0 wheel==0.45.1
 ENV PATH=/opt/brandsafe/bin:$PATH
-# torch first and pinned, from a CPU wheel index (pass yours with TORCH_PIP_ARGS, e.g.
-# "--index-url <cpu wheel index>"): a plain PyPI install pulls several GB of CUDA packages.
-ARG TORCH_PIP_ARGS=""
-RUN pip install --no-cache-dir $TORCH_PIP_ARGS torch==2.13.0
+# torch first and pinned, from a CPU wheel index (pass yours as --build-arg PIP_EXTRA_INDEX_URL=…,
+# which pip reads from the environment): a plain PyPI install pulls several GB of CUDA packages.
+ARG PIP_EXTRA_INDEX_URL=""
+RUN pip install --no-cache-dir torch==2.13.0
 COPY pyproject.toml setup.py constraints.txt README.md ./
 COPY proto proto
 COPY brandsafe brandsafe
@@ -28,7 +28,5 @@ RUN useradd --system --uid 10001 --home /nonexistent brandsafe
 USER 10001
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
-  CMD python -c "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
-c=grpc.insecure_channel('127.0.0.1:50051'); \
-sys.exit(0 if g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=2).status == h.HealthCheckResponse.SERVING else 1)"
+  CMD ["brandsafe", "-q", "health", "--target", "127.0.0.1:50051"]
 ENTRYPOINT ["brandsafe", "serve", "--bundle", "/bundle", "--host", "0.0.0.0", "--port", "50051"]

@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--policy", default="", help="brand profile id (default: the server's default)")
     classify.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
     classify.set_defaults(func=_cmd_classify)
+
+    health = sub.add_parser("health", help="exit 0 if a server reports SERVING (container health checks)",
+                            description="Ask a server's grpc.health.v1 service; exit 0 when SERVING, 1 otherwise.")
+    health.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default: %(default)s)")
+    health.set_defaults(func=_cmd_health)
     return parser
 
 
@@ -190,6 +196,21 @@ def _cmd_up(args) -> None:
         _cmd_train(argparse.Namespace(**{**vars(args), "out": args.run_dir}))
         _cmd_export(argparse.Namespace(run=args.run_dir, out=args.bundle, precision=None, parity_rows=2000))
     _cmd_serve(args)
+
+
+def _cmd_health(args) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(args.target) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                               timeout=args.timeout).status
+    except grpc.RpcError as exc:
+        print(f"{args.target}: {exc.code().name}", file=sys.stderr)
+        return 1
+    print(f"{args.target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}")
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _cmd_classify(args) -> None:

@@ -48,6 +48,7 @@ class MicroBatcher:
         self._last_arrival = 0.0
         self._arrival_gap = float("inf")  # EWMA of seconds between submissions
         self._batch_seconds = 0.0         # EWMA of one batch's compute time
+        self._row_seconds = 0.0           # EWMA of compute time per row (batch time / batch size)
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -71,13 +72,15 @@ class MicroBatcher:
         return len(self._pending)
 
     def expected_wait(self) -> float:
-        """Seconds until a request queued now would be answered: the batches ahead of it, plus
-        what is left of the one running."""
-        batches_ahead = len(self._pending) // self.max_batch + 1
+        """Seconds until a request queued now would be answered: what is left of the running
+        batch, plus the rows queued ahead of it and itself at the recent cost per row. An idle
+        batcher promises nothing it cannot check, so it admits (and so keeps its estimate fresh)."""
+        if self._busy_since is None and not self._pending:
+            return 0.0
         running_left = 0.0
         if self._busy_since is not None:
             running_left = max(0.0, self._batch_seconds - (time.monotonic() - self._busy_since))
-        return running_left + batches_ahead * self._batch_seconds
+        return running_left + (len(self._pending) + 1) * self._row_seconds
 
     async def submit(self, text: str, deadline: float | None = None) -> np.ndarray:
         """Scores for `text`. `deadline` is a time.monotonic() instant after which computing it is
@@ -96,14 +99,17 @@ class MicroBatcher:
         return await future
 
     def _take_batch(self) -> list:
+        # A request that cannot finish before its deadline even if its batch starts now would
+        # only be answered late: drop it instead of computing it.
         now = time.monotonic()
+        finish_by = now + self._batch_seconds
         batch = []
         while self._pending and len(batch) < self.max_batch:
             item = self._pending.popleft()
             enqueued, deadline, _, future = item
             if future.done():  # the caller went away (cancelled): do not compute for it
                 continue
-            if deadline is not None and deadline <= now:
+            if deadline is not None and deadline <= finish_by:
                 future.set_exception(Expired())
                 if self.metrics:
                     self.metrics.dropped.labels(reason="deadline_in_queue").inc()
@@ -145,6 +151,8 @@ class MicroBatcher:
                 elapsed = time.monotonic() - started
                 self._busy_since = None
                 self._batch_seconds = elapsed if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * elapsed
+                per_row = elapsed / len(batch)
+                self._row_seconds = per_row if not self._row_seconds else 0.8 * self._row_seconds + 0.2 * per_row
                 if self.metrics:
                     self.metrics.batch_size.observe(len(batch))
                     self.metrics.inference.observe(elapsed)

@@ -22,8 +22,11 @@ TOKEN = "test-admin-token"
 class SteadyLoad:
     """A few client threads calling Classify back to back; counts every outcome."""
 
-    def __init__(self, target: str, threads: int = 3):
+    def __init__(self, target: str, threads: int = 3, distinct_pages: int | None = 50):
+        """distinct_pages: pages each thread cycles through (None: a new page every call, so every
+        call misses the cache)."""
         self.target, self.stop_flag = target, threading.Event()
+        self.distinct_pages = distinct_pages
         self.ok, self.failures, self.bundle_ids = 0, [], set()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
@@ -35,7 +38,8 @@ class SteadyLoad:
             while not self.stop_flag.is_set():
                 n += 1
                 try:
-                    response = stub.Classify(site_request(f"site{worker}-{n % 50}.example/page"), timeout=10)
+                    page = n % self.distinct_pages if self.distinct_pages else n
+                    response = stub.Classify(site_request(f"site{worker}-{page}.example/page"), timeout=10)
                     with self.lock:
                         self.ok += 1
                         self.bundle_ids.add(response.bundle_id)
@@ -194,3 +198,60 @@ def test_a_server_without_a_valid_bundle_exits_with_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError) as err:
         ServerProcess(tmp_path / "empty")
     assert "no manifest.json" in str(err.value)
+
+
+def test_health_is_not_serving_until_the_bundle_is_loaded_and_warmed(minilm_bundle):
+    import asyncio
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from brandsafe.service.metrics import Metrics
+    from brandsafe.service.server import ServerConfig, start
+    from prometheus_client import CollectorRegistry
+    from redis_server import free_port
+
+    port = free_port()
+    config = ServerConfig(bundle=minilm_bundle, port=port, max_batch=128, intra_op_threads=1)  # long warm-up
+
+    async def main():
+        starting = asyncio.ensure_future(start(config, Metrics(CollectorRegistry())))
+        seen = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while not starting.done():
+                try:
+                    status = (await health.Check(health_pb2.HealthCheckRequest(service="brandsafe.v1.BrandSafety"),
+                                                 timeout=1)).status
+                    if not seen or seen[-1] != status:
+                        seen.append(status)
+                except grpc.aio.AioRpcError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.01)
+            running = await starting
+            seen.append((await health.Check(health_pb2.HealthCheckRequest(), timeout=1)).status)
+            await running.stop()
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen[0] == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert seen[-1] == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_sigterm_lets_in_flight_calls_finish(minilm_bundle):
+    """A stream open when SIGTERM arrives gets every answer before the server exits."""
+    server = ServerProcess(minilm_bundle, "--grace-seconds", "10", "--cache-entries", "0")
+    signalled = threading.Event()
+
+    def requests():
+        for i in range(40):
+            yield site_request(f"inflight{i}.example/p", request_id=str(i))
+        server.proc.send_signal(signal.SIGTERM)
+        signalled.set()
+        time.sleep(0.3)  # the stream stays open a little after the signal
+
+    with server.channel() as channel:
+        responses = list(pb_grpc.BrandSafetyStub(channel).ClassifyStream(requests(), timeout=60))
+    assert signalled.is_set()
+    assert sorted(int(r.id) for r in responses) == list(range(40))
+    assert all(r.bundle_id and not r.HasField("error") for r in responses)
+    assert server.proc.wait(timeout=30) == 0

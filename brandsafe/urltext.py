@@ -22,13 +22,19 @@ _HEXISH = re.compile(r"^(?=.*\d)[0-9a-f]{8,}$")
 _MIXED_ID = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{8,}$")  # base62 ids: Qm81xZk2pLw
 _HOST_NOISE = {"www", "www1", "www2", "www3", "m", "mobile", "amp"}
 MAX_PATH_WORDS = 24
+MAX_PATH_CHARS = 400  # more than 24 words ever need; bounds the work on huge query strings
 MAX_WORD_LEN = 40
 MIN_SEGMENT_LEN = 6  # shorter runs are words already, or ids; WordPiece handles them
+# Segmentation is quadratic-ish in the run length and runs on the request path: longer runs (rare in
+# real hosts, common in random junk) are left whole, which bounds the worst case to ~1 ms.
+MAX_SEGMENT_LEN = 20
 
 
 @functools.lru_cache(maxsize=1)
-def _load_segmenter() -> None:
-    wordsegment.load()  # ~0.7 s, word frequencies shipped inside the package: no download
+def load_segmenter() -> None:
+    """~0.7 s, word frequencies shipped inside the package (no download). Servers call it at
+    start-up so the first request does not pay for it."""
+    wordsegment.load()
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -36,9 +42,9 @@ def segment(run: str) -> tuple[str, ...]:
     """Split a run of letters into words by unigram/bigram frequency: `freeporntube` → free porn
     tube. Hosts concatenate words, and a subword tokenizer alone cuts them at the wrong places
     (free ##por ##nt ##ube). Cached: traffic repeats hosts."""
-    if len(run) < MIN_SEGMENT_LEN or not run.isascii():
+    if not MIN_SEGMENT_LEN <= len(run) <= MAX_SEGMENT_LEN or not run.isascii():
         return (run,)
-    _load_segmenter()
+    load_segmenter()
     return tuple(wordsegment.segment(run)) or (run,)
 
 
@@ -96,4 +102,4 @@ def url_words(url: str) -> UrlWords:
         rest = unquote(rest, errors="replace")
     except Exception:  # noqa: BLE001 - unquote on odd input must never break scoring
         pass
-    return UrlWords(tuple(host_words), tuple(words(rest)[:MAX_PATH_WORDS]))
+    return UrlWords(tuple(host_words), tuple(words(rest[:MAX_PATH_CHARS])[:MAX_PATH_WORDS]))

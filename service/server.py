@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
 from .batcher import MicroBatcher
@@ -126,6 +127,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     service = BrandSafetyService(config.report_floor, _cache(config, metrics), metrics)
     service.add_to_server(server)
     loop = asyncio.get_running_loop()
+
+    await loop.run_in_executor(None, load_segmenter)
 
     async def load_serving(bundle_path: Path) -> Serving:
         model = await loop.run_in_executor(None, LoadedBundle, bundle_path, config.intra_op_threads, config.device)

@@ -9,7 +9,7 @@ from brandsafe.v1 import brandsafe_pb2 as pb
 from brandsafe.v1 import brandsafe_pb2_grpc as pb_grpc
 
 REQUESTS_PER_EXAMPLE = 50
-EXAMPLES = 2000  # 100,000 requests
+EXAMPLES = int(__import__("os").environ.get("FUZZ_EXAMPLES", 2000))  # 2000 x 50 = 100,000 requests
 
 odd_text = st.one_of(
     st.text(max_size=40),

@@ -1,0 +1,42 @@
+"""A bare grpc.aio server on uvloop that answers Classify with fixed bytes: the floor any gRPC
+Python service pays per request (transport, HTTP/2, the event loop), with no parsing, no model,
+no cache. The cache benchmark compares the service's cache-hit path with it.
+
+    python -m brandsafe.loadtest.peers.echo_server --response-file resp.bin --port 0
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import grpc
+import uvloop
+
+
+async def serve(response: bytes, host: str, port: int) -> None:
+    async def classify(request: bytes, context) -> bytes:
+        return response
+
+    handler = grpc.method_handlers_generic_handler("brandsafe.v1.BrandSafety", {
+        "Classify": grpc.unary_unary_rpc_method_handler(classify),  # bytes in, bytes out
+    })
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    print(f"echo: serving fixed {len(response)}-byte responses on {host}:{bound}", flush=True)
+    await server.wait_for_termination()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--response-file", type=Path, required=True, help="serialized ClassifyResponse to return")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    uvloop.run(serve(args.response_file.read_bytes(), args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -58,14 +58,25 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         kept_fp32: list[str] = []
+        int8_fallback = ""
         with tempfile.TemporaryDirectory(prefix="brandsafe-export-") as work:
             exported = onnx_export.export_fp32(merged_dir, Path(work) / "fp32")
             if precision == "fp16":
                 exported = onnx_export.convert_fp16(exported, Path(work) / "fp16")
             elif precision == "int8":
+                fp32 = exported
                 exported, kept_fp32 = mixed_precision.search(
-                    exported, Path(work) / "int8", inputs.tokenizer, inputs.texts[:256], inputs.temperature,
+                    fp32, Path(work) / "int8", inputs.tokenizer, inputs.texts[:256], inputs.temperature,
                     parity.MAX_P99_SCORE_DRIFT["int8"])
+                if len(kept_fp32) > len(onnx_export.weight_matmuls(fp32)) // 2:
+                    # Too little would be int8 to be worth a quantized graph: ship fp32, say why.
+                    log.warning("int8 holds the parity bound on only %d of %d weight MatMuls; shipping fp32",
+                                len(onnx_export.weight_matmuls(fp32)) - len(kept_fp32),
+                                len(onnx_export.weight_matmuls(fp32)))
+                    exported, precision, int8_fallback = fp32, "fp32", (
+                        f"int8 broke the parity bound on {len(kept_fp32)} of "
+                        f"{len(onnx_export.weight_matmuls(fp32))} weight MatMuls")
+                    kept_fp32 = []
             _copy_model(exported, staging)
         for name in RUN_FILES:
             shutil.copy2(run_dir / name, staging / name)
@@ -86,7 +97,9 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
         bundle_id = f"{run['recipe']['name']}-{time.strftime('%Y%m%d-%H%M%S')}-{sha256_file(staging / MODEL_FILE)[:8]}"
         info = {"bundle_id": bundle_id, "schema_version": run["schema_version"], "recipe": run["recipe"]["name"],
                 "max_length": run["max_length"], "pad_token_id": run["pad_token_id"], "pad_token": run["pad_token"],
-                "precision": precision, "model_file": MODEL_FILE, "int8_kept_fp32": kept_fp32,
+                # "int8-mixed": int8 broke the parity bound on some MatMuls, which stayed fp32 (listed).
+                "precision": "int8-mixed" if kept_fp32 else precision, "model_file": MODEL_FILE,
+                "int8_kept_fp32": kept_fp32, "int8_fallback": int8_fallback,
                 "export_seconds": round(time.time() - started, 1)}
         (staging / BUNDLE_INFO).write_text(json.dumps(info, indent=2) + "\n")
         write_manifest(staging)

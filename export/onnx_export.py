@@ -1,6 +1,7 @@
 """ONNX export through Hugging Face Optimum, then precision conversion."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -21,21 +22,57 @@ def export_fp32(merged_dir: Path, out_dir: Path) -> Path:
 
 
 def quantize_int8(fp32_model: Path, out_dir: Path, keep_fp32: list[str] = ()) -> Path:
-    """Dynamic int8, per-channel weights, for CPUs with AVX-512 VNNI; `keep_fp32` names graph
-    nodes left unquantized."""
+    """Dynamic int8, per-channel weights, for CPUs with AVX-512 VNNI: the MatMuls that multiply by a
+    weight, minus `keep_fp32`. Activation x activation MatMuls (attention scores, probabilities x
+    values) stay fp32: quantizing softmax outputs per tensor costs accuracy for no weight saving."""
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
+    weight_nodes = set(weight_matmuls(fp32_model))
+    activation_matmuls = [n for n in _matmuls(fp32_model) if n not in weight_nodes]
     quantizer = ORTQuantizer.from_pretrained(fp32_model.parent, file_name=fp32_model.name)
-    config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True, nodes_to_exclude=list(keep_fp32))
-    quantizer.quantize(save_dir=out_dir, quantization_config=config, file_suffix="int8")
+    config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True, operators_to_quantize=["MatMul"],
+                                                nodes_to_exclude=[*keep_fp32, *activation_matmuls])
+    with _quiet_root_logger():  # ONNX Runtime's quantizer logs one INFO line per tensor on the root logger
+        quantizer.quantize(save_dir=out_dir, quantization_config=config, file_suffix="int8")
     return out_dir / f"{fp32_model.stem}_int8.onnx"
 
 
-def weight_matmuls(fp32_model: Path) -> list[str]:
-    """Names of the MatMul/Gemm nodes that multiply by a weight: what dynamic int8 quantizes."""
+def convert_fp16(fp32_model: Path, out_dir: Path) -> Path:
+    """fp16 weights and activations for the CUDA EP; inputs and logits stay int64 / float32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(fp32_model), load_external_data=True)
+    model_fp16 = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
+    out = out_dir / "model_fp16.onnx"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    too_big = model_fp16.ByteSize() > 1_900_000_000  # protobuf's 2 GB limit: weights go beside it
+    onnx.save_model(model_fp16, str(out), save_as_external_data=too_big, all_tensors_to_one_file=True,
+                    location=out.name + ".data" if too_big else None)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _matmuls(fp32_model: Path, weights_only: bool = False) -> list[str]:
     import onnx
 
     graph = onnx.load(str(fp32_model), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
-    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input)]
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")
+            and (not weights_only or any(i in weights for i in n.input))]
+
+
+def weight_matmuls(fp32_model: Path) -> list[str]:
+    """Names of the MatMul/Gemm nodes that multiply by a weight: what int8 quantizes."""
+    return _matmuls(fp32_model, weights_only=True)

@@ -20,8 +20,8 @@ def test_a_verdict_computed_by_one_replica_is_served_by_another(minilm_bundle):
         with replicas[1].channel() as channel:
             second = pb_grpc.BrandSafetyStub(channel).Classify(same_page, timeout=10)
         assert first.score_source == "model" and second.score_source == "redis"
-        assert [(c.id, round(c.score, 4)) for c in first.categories] == \
-            [(c.id, round(c.score, 4)) for c in second.categories]
+        assert [c.id for c in first.categories] == [c.id for c in second.categories]
+        assert all(abs(a.score - b.score) < 1e-4 for a, b in zip(first.categories, second.categories))
         assert second.policy_id == "strict"  # profiles apply after the cache
     finally:
         for replica in replicas:

@@ -6,25 +6,33 @@ import pytest
 
 from brandsafe.bundle import BundleError, BundleInfo, verify, write_manifest
 from brandsafe.labels import Label, LabelSet
+from brandsafe.rendering import SCHEMA_VERSION
 from brandsafe.service.policy import DEFAULT_POLICY_FILE, PolicyError, load_policies
 
 LABELS = LabelSet([
     Label("Rm3SiT", "Adult & Explicit Sexual Content", custom=False, sensitive=True),
     Label("181", "Casinos & Gambling", custom=False, sensitive=False),
     Label("Misinformation", "Misinformation", custom=True, sensitive=False),
+    Label("XtODT3", "Crime & Harmful Acts to Individuals, Society & Human Right Violations", custom=False,
+          sensitive=True),
+    Label("I4GWl6", "Death, Injury, or Military Conflict", custom=False, sensitive=True),
 ])
-BUNDLE_THRESHOLDS = {"Rm3SiT": 0.4, "181": 0.6, "Misinformation": 0.7}
+BUNDLE_THRESHOLDS = {"Rm3SiT": 0.4, "181": 0.6, "Misinformation": 0.7, "XtODT3": 0.5, "I4GWl6": 0.5}
 
 
 def test_default_profile_blocks_sensitive_and_custom_at_bundle_thresholds():
     policies = load_policies(DEFAULT_POLICY_FILE, LABELS, BUNDLE_THRESHOLDS)
     default = policies["default"]
-    assert default.decide(np.array([0.39, 0.99, 0.69])) == []  # gambling is not blocked by default
-    reasons = default.decide(np.array([0.41, 0.0, 0.9]))
+    assert default.decide(np.array([0.39, 0.99, 0.69, 0.0, 0.0])) == []  # gambling is not blocked by default
+    reasons = default.decide(np.array([0.41, 0.0, 0.9, 0.0, 0.0]))
     assert [LABELS.labels[r.label_index].id for r in reasons] == ["Misinformation", "Rm3SiT"]
     assert reasons[1].threshold == pytest.approx(0.4)
     strict = policies["strict"]
-    assert [r.label_index for r in strict.decide(np.array([0.25, 0.61, 0.0]))] == [1, 0]  # override 0.2 on adult
+    assert [r.label_index for r in strict.decide(np.array([0.25, 0.61, 0.0, 0.0, 0.0]))] == [1, 0]  # adult at 0.2
+    assert default.fallback == "allow" and strict.fallback == "block"
+    news = policies["news-publisher-friendly"]
+    assert news.decide(np.array([0.0, 0.0, 0.0, 0.9, 0.9])) == []  # crime and conflict reporting allowed
+    assert len(default.decide(np.array([0.0, 0.0, 0.0, 0.9, 0.9]))) == 2
 
 
 def test_policy_file_errors_name_the_profile(tmp_path):
@@ -59,7 +67,7 @@ def test_bundle_contents_and_unknown_schema_is_refused(minilm_bundle, tmp_path):
     assert {"model.onnx", "tokenizer.json", "labels.json", "calibration.json", "thresholds.json", "report.json",
             "report.md", "parity.json", "bundle.json", "manifest.json"} <= names
     info = BundleInfo.load(minilm_bundle)
-    assert info.schema_version == "brandsafe-text/1"
+    assert info.schema_version == SCHEMA_VERSION
     copy = tmp_path / "b"
     shutil.copytree(minilm_bundle, copy)
     raw = json.loads((copy / "bundle.json").read_text())

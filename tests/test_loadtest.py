@@ -1,0 +1,145 @@
+"""The load-test harness measures what it claims: Zipf repetition, arrival schedules, and latency
+from the intended send time. No bundle, no timing thresholds that a busy machine could break:
+every latency assertion is a lower bound that a sleep guarantees."""
+import asyncio
+import collections
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from brandsafe.loadtest import ceiling, openloop, replay
+
+
+def _rows(n_hosts: int) -> list[dict]:
+    rows = [{"url": f"site{i}.example/", "title": f"Site {i}" if i % 3 == 0 else None} for i in range(n_hosts)]
+    rows += [{"url": f"site0.example/page{k}", "title": None} for k in range(20)]  # one host, many pages
+    return rows
+
+
+def test_replay_repeats_a_few_hosts_zipf_like_and_is_deterministic():
+    records = replay.build(_rows(2000), impressions=20_000, zipf_s=1.0, seed=3)
+    hosts = collections.Counter(r["domain"] for r in records)
+    top_1pct = sum(count for _, count in hosts.most_common(20)) / len(records)
+    # Zipf(1) over 2000 ranks gives the top 20 about H(20)/H(2000) ≈ 44% of impressions.
+    assert 0.3 < top_1pct < 0.6
+    assert np.median(list(hosts.values())) <= 5  # the long tail: a typical host is seen a few times
+    assert hosts.most_common(1)[0][1] > 50 * (len(records) / 2000)  # the head host ≫ the uniform share
+    assert records == replay.build(_rows(2000), impressions=20_000, zipf_s=1.0, seed=3)
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_replay_record_becomes_a_site_request_with_the_bidder_fields():
+    record = replay.build(_rows(50), impressions=5, seed=1)[0]
+    request = replay.to_request(record)
+    assert request.site.page == record["page"] and request.site.domain == record["domain"]
+    assert request.site.content.title == record["title"] and request.id == record["id"]
+
+
+def test_constant_arrivals_are_evenly_spaced_at_the_rate():
+    offsets = openloop.arrival_offsets(200, 3.0, "constant")
+    assert len(offsets) == 600
+    assert np.allclose(np.diff(offsets), 1 / 200)
+
+
+def test_poisson_arrivals_have_the_mean_rate_and_exponential_gaps():
+    offsets = openloop.arrival_offsets(500, 40.0, "poisson", seed=11)
+    assert len(offsets) == pytest.approx(500 * 40, rel=0.03)
+    gaps = np.diff(offsets)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.05)  # exponential: CV = 1
+    assert offsets.max() < 40.0 and np.all(gaps >= 0)
+    assert np.array_equal(offsets, openloop.arrival_offsets(500, 40.0, "poisson", seed=11))
+
+
+def test_failures_count_as_infinitely_late_and_best_rate_ignores_lucky_passes():
+    lat = np.array([0.001] * 98 + [np.nan, np.nan])
+    assert openloop.latency_summary(lat)["p99"] == float("inf")
+
+    def step(rate, p99):
+        return openloop.StepResult(rate, 100, 100, rate, {"p50": 1, "p95": 1, "p99": p99, "p99.9": p99})
+
+    steps = [step(10, 5), step(20, 9), step(30, 25), step(40, 15)]
+    assert openloop.best_rate(steps, budget_ms=20) == 20  # 40 passed, but 30 did not
+
+
+def test_latency_includes_the_time_a_stalled_sender_was_late():
+    """The generator's own event loop is blocked for 200 ms right after the first send: requests
+    due meanwhile go out late, and their latency must include that lateness."""
+    stall = 0.2
+    stalled = []
+
+    async def send(payload: bytes, timeout: float) -> str:
+        if not stalled:
+            stalled.append(True)
+            time.sleep(stall)  # blocks the whole loop, like a GC pause or a starved process
+        return "OK"
+
+    offsets = openloop.arrival_offsets(100, 0.3, "constant")
+    latency, lag, codes, _ = asyncio.run(openloop.run_schedule(send, [b"x"], offsets, 1.0))
+    assert codes["OK"] == len(offsets)
+    due_in_stall = offsets < stall * 0.9
+    assert due_in_stall.sum() > 5
+    # Intended at offsets[i], could not leave before the stall ended: latency >= stall - offsets[i].
+    assert np.all(latency[due_in_stall] >= stall - offsets[due_in_stall] - 1e-3)
+    assert np.all(lag[1:][due_in_stall[1:]] >= stall - offsets[1:][due_in_stall[1:]] - 1e-3)
+
+
+def test_latency_includes_a_stalled_servers_queue_and_counts_status_codes():
+    """A real grpc.aio server handling one call at a time stalls 300 ms on its first call. Open
+    loop keeps sending on schedule, so every queued call's latency carries the wait."""
+    stall = 0.3
+
+    async def main():
+        lock = asyncio.Lock()
+        calls = []
+
+        async def handle(request: bytes, context) -> bytes:
+            async with lock:
+                calls.append(request)
+                if len(calls) == 1:
+                    await asyncio.sleep(stall)
+                if request == b"bad":
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad")
+                return request
+
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            "test.Echo", {"Call": grpc.unary_unary_rpc_method_handler(handle)})])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        sender = openloop.GrpcSender(f"127.0.0.1:{port}", "/test.Echo/Call")
+        try:
+            await sender.ready()
+            offsets = openloop.arrival_offsets(50, 0.2, "constant")  # all due while the first stalls
+            payloads = [b"ok"] * (len(offsets) - 1) + [b"bad"]
+            return offsets, await openloop.run_schedule(sender, payloads, offsets, 5.0)
+        finally:
+            await sender.close()
+            await server.stop(None)
+
+    offsets, (latency, _, codes, _) = asyncio.run(main())
+    assert codes == {"OK": len(offsets) - 1, "INVALID_ARGUMENT": 1}
+    ok = ~np.isnan(latency)
+    assert ok.sum() == len(offsets) - 1 and np.isnan(latency[-1])
+    assert np.all(latency[ok] >= stall - offsets[ok] - 1e-3)
+
+
+def test_ceiling_batches_whatever_arrived_while_the_model_was_busy():
+    batches = []
+
+    def score(texts):
+        batches.append(len(texts))
+        time.sleep(0.01)
+        return np.zeros((len(texts), 1))
+
+    offsets = openloop.arrival_offsets(1000, 0.05, "constant")  # one arrival per ms
+    latency, _ = ceiling.play(score, ["t"], offsets, max_batch=8)
+    assert sum(batches) == len(offsets) and batches[0] == 1
+    assert max(batches) == 8 and all(1 <= b <= 8 for b in batches)  # ≥ 10 arrive per 10 ms batch
+    assert np.all(latency >= 0.01)  # nobody finishes faster than one model call
+
+
+def test_rate_ladder_spec():
+    assert openloop.parse_rates("20:100:40") == [20, 60, 100]
+    assert openloop.parse_rates("5,10") == [5, 10]

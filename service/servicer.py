@@ -27,7 +27,10 @@ from .requests import RequestError, parse
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BrandSafety"].full_name
-RESPONSE_MARGIN_SECONDS = 0.0005  # time to build and send a response after scoring
+# Scoring aims to finish this much before the deadline, leaving time to build, send and receive
+# the answer: max(floor, share of the budget).
+RESPONSE_MARGIN_FLOOR_SECONDS = 0.002
+RESPONSE_MARGIN_SHARE = 0.1
 
 
 class ClassifyError(Exception):
@@ -174,7 +177,7 @@ class BrandSafetyService:
         return self._response(request, scores, policy, serving.model, source)
 
     async def _infer(self, serving: Serving, text: str, deadline: float | None) -> np.ndarray:
-        if deadline is not None and serving.batcher.expected_wait() + RESPONSE_MARGIN_SECONDS > deadline - time.monotonic():
+        if deadline is not None and serving.batcher.expected_wait() > deadline - time.monotonic():
             raise _NoTime("expected_wait_exceeds_deadline")
         try:
             return await serving.batcher.submit(text, deadline)
@@ -211,10 +214,14 @@ class BrandSafetyService:
 
 
 def _deadline(time_remaining: float | None, tmax_ms: int, received: float) -> float | None:
-    """The tighter of the gRPC deadline and the request's tmax, as a time.monotonic() instant."""
+    """When scoring must be done: the tighter of the gRPC deadline and the request's tmax, less the
+    response margin, as a time.monotonic() instant."""
     candidates = []
     if time_remaining is not None:
         candidates.append(time.monotonic() + time_remaining)
     if tmax_ms:
         candidates.append(received + tmax_ms / 1000)
-    return min(candidates) if candidates else None
+    if not candidates:
+        return None
+    deadline = min(candidates)
+    return deadline - max(RESPONSE_MARGIN_FLOOR_SECONDS, RESPONSE_MARGIN_SHARE * (deadline - received))

@@ -36,7 +36,8 @@ def test_int8_export_is_integer_and_within_the_drift_bound(minilm_bundle, tmp_pa
     int8 = onnx_export.quantize_int8(minilm_bundle / "model.onnx", tmp_path)
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops
-    assert int8.stat().st_size < 0.5 * (minilm_bundle / "model.onnx").stat().st_size
+    # Weight MatMuls shrink 4x; the 47 MB word-embedding table stays fp32.
+    assert int8.stat().st_size < 0.75 * (minilm_bundle / "model.onnx").stat().st_size
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "merged")
     result = parity.check(model, int8, _tokenizer(run_dir), _texts(run_dir), 1.0, _thresholds(run_dir), "int8")
     assert result.p99_score_drift <= parity.MAX_P99_SCORE_DRIFT["int8"]

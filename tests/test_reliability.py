@@ -238,20 +238,21 @@ def test_health_is_not_serving_until_the_bundle_is_loaded_and_warmed(minilm_bund
 
 
 def test_sigterm_lets_in_flight_calls_finish(minilm_bundle):
-    """A stream open when SIGTERM arrives gets every answer before the server exits."""
+    """A stream that is being answered when SIGTERM arrives gets every answer before the server exits."""
     server = ServerProcess(minilm_bundle, "--grace-seconds", "10", "--cache-entries", "0")
-    signalled = threading.Event()
+    answering = threading.Event()
 
     def requests():
         for i in range(40):
             yield site_request(f"inflight{i}.example/p", request_id=str(i))
+        answering.wait(timeout=30)  # the call is in flight: the server has answered part of it
         server.proc.send_signal(signal.SIGTERM)
-        signalled.set()
-        time.sleep(0.3)  # the stream stays open a little after the signal
 
+    responses = []
     with server.channel() as channel:
-        responses = list(pb_grpc.BrandSafetyStub(channel).ClassifyStream(requests(), timeout=60))
-    assert signalled.is_set()
+        for response in pb_grpc.BrandSafetyStub(channel).ClassifyStream(requests(), timeout=60):
+            responses.append(response)
+            answering.set()
     assert sorted(int(r.id) for r in responses) == list(range(40))
     assert all(r.bundle_id and not r.HasField("error") for r in responses)
     assert server.proc.wait(timeout=30) == 0

@@ -79,7 +79,10 @@ def test_three_times_capacity_fails_fast_and_recovers(minilm_bundle):
             key = f"FALLBACK:{fallback}" if fallback else code
             outcomes[key] = outcomes.get(key, 0) + 1
         answered = [lat for code, _, fallback, lat in overload if code == "OK" and not fallback]
-        shed = [lat for code, _, fallback, lat in overload if code == "RESOURCE_EXHAUSTED" or fallback]
+        refused = [lat for code, _, fallback, lat in overload
+                   if code == "RESOURCE_EXHAUSTED" or fallback == "expected_wait_exceeds_deadline"]
+        dropped = [lat for code, _, fallback, lat in overload if fallback == "deadline_passed_in_queue"]
+        shed = refused + dropped
         print(f"capacity {capacity:.0f}/s; at {3 * capacity:.0f}/s: {outcomes}")
         assert {k.split(":")[0] for k in outcomes} <= {"OK", "FALLBACK", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
         # Still doing useful work: at least a quarter of what it sustains closed-loop (the load
@@ -90,7 +93,9 @@ def test_three_times_capacity_fails_fast_and_recovers(minilm_bundle):
         # sending hundreds of requests a second on the cores the server uses, resuming late.
         assert np.percentile(answered, 99) <= DEADLINE_S + GENERATOR_SLACK_S
         assert len(shed) > 0.3 * len(overload)  # the excess is refused…
-        assert np.percentile(shed, 99) < DEADLINE_S / 2  # …at once, not after waiting out the deadline
+        assert np.percentile(refused, 99) < DEADLINE_S / 2  # …at admission, at once
+        if dropped:  # dropped from the queue: still answered (with the fallback) inside the deadline
+            assert np.percentile(dropped, 99) <= DEADLINE_S + GENERATOR_SLACK_S
         assert outcomes.get("DEADLINE_EXCEEDED", 0) <= 0.10 * len(overload)
 
         time.sleep(0.5)  # load drops

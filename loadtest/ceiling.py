@@ -1,0 +1,71 @@
+"""The ceiling: the bundle's model in-process, batched, with no gRPC, no event loop, no queue code.
+
+How it is made comparable with a server's "max rate at p99 <= budget": the same open-loop
+arrival schedule (same rates, same Poisson seeds, same pre-rendered real pages) is played
+against a greedy batching loop that runs on this thread: whenever the model is free it takes
+every request that has arrived (up to max_batch) and scores them in one `LoadedBundle.score`
+call (tokenize + ONNX Runtime + calibration). A request's latency is its batch's completion time
+minus its intended arrival time, exactly as the load generator measures a server. Nothing else
+runs in the process, so this is the best any server around this model could do on this machine
+with this batching bound: arrival → model with zero overhead and perfect knowledge of the queue.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from typing import Callable
+
+import numpy as np
+
+from .openloop import Ladder, StepResult, arrival_offsets, latency_summary, step_ladder
+
+
+def play(score: Callable[[list[str]], np.ndarray], texts: list[str], offsets: np.ndarray, max_batch: int,
+         first_text: int = 0, clock: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray, float]:
+    """Latency (s) of each arrival under greedy batching, and the wall time of the run."""
+    n = len(offsets)
+    latency = np.empty(n)
+    start = clock()
+    i = 0
+    while i < n:
+        now = clock() - start
+        if offsets[i] > now:
+            time.sleep(offsets[i] - now)  # idle until the next arrival; nothing else wants the CPU
+            continue
+        j = min(n, i + max_batch, int(np.searchsorted(offsets, now, side="right")))
+        j = max(j, i + 1)
+        score([texts[(first_text + k) % len(texts)] for k in range(i, j)])
+        latency[i:j] = (clock() - start) - offsets[i:j]
+        i = j
+    return latency, clock() - start
+
+
+def run_ladder(score, texts: list[str], rates: list[float], step_seconds: float, budget_ms: float,
+               max_batch: int, arrivals: str = "poisson", refine: int = 2, stop_after_misses: int = 2,
+               warmup_seconds: float = 2.0, seed: int = 0,
+               on_step: Callable[[StepResult], None] | None = None) -> Ladder:
+    """`openloop.step_ladder` with the same rates and seeds as the servers get."""
+    cursor, index = 0, 0
+
+    async def step(rate: float) -> StepResult:
+        nonlocal cursor, index
+        offsets = arrival_offsets(rate, step_seconds, arrivals, seed + index)
+        cpu0 = time.process_time()
+        latency, wall = play(score, texts, offsets, max_batch, cursor)
+        cpu = time.process_time() - cpu0
+        cursor += len(offsets)
+        index += 1
+        result = StepResult(offered_rps=rate, sent=len(offsets), ok=len(offsets),
+                            achieved_rps=len(offsets) / wall if wall > 0 else 0.0,
+                            latency_ms=latency_summary(latency), server_cpu_pct=100.0 * cpu / wall, wall_s=wall)
+        if on_step:
+            on_step(result)
+        time.sleep(0.5)
+        return result
+
+    gc.collect()
+    gc.freeze()  # as in openloop.measure: no collection pauses over the long-lived inputs
+    if warmup_seconds > 0 and rates:
+        play(score, texts, arrival_offsets(rates[0], warmup_seconds, arrivals, seed + 10_000), max_batch)
+    return asyncio.run(step_ladder(step, rates, budget_ms, refine, stop_after_misses))

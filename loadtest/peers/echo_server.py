@@ -25,7 +25,7 @@ async def serve(response: bytes, host: str, port: int) -> None:
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    print(f"echo: serving fixed {len(response)}-byte responses on {host}:{bound}", flush=True)
+    print(f"echo: serving echo on {host}:{bound} (fixed {len(response)}-byte responses)", flush=True)
     await server.wait_for_termination()
 
 

@@ -20,11 +20,9 @@ from pathlib import Path
 
 import grpc
 
-from brandsafe.v1 import brandsafe_pb2 as pb
 
 from . import openloop
 from .compare import ServerProcess, machine
-from . import replay as replay_file
 
 METHOD = openloop.CLASSIFY_METHOD
 

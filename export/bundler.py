@@ -44,7 +44,8 @@ class _RunInputs:
                                         self.run["pad_token_id"], self.run["pad_token"])
 
 
-def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, parity_rows: int = 2000) -> Path:
+def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, parity_rows: int = 2000,
+                 external_data_threshold: int = onnx_export.EXTERNAL_DATA_THRESHOLD) -> Path:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     inputs = _RunInputs(run_dir, parity_rows)
     run = inputs.run
@@ -62,7 +63,7 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
         with tempfile.TemporaryDirectory(prefix="brandsafe-export-") as work:
             exported = onnx_export.export_fp32(merged_dir, Path(work) / "fp32")
             if precision == "fp16":
-                exported = onnx_export.convert_fp16(exported, Path(work) / "fp16")
+                exported = onnx_export.convert_fp16(exported, Path(work) / "fp16", external_data_threshold)
             elif precision == "int8":
                 fp32 = exported
                 exported, kept_fp32 = mixed_precision.search(

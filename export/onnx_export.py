@@ -11,13 +11,17 @@ PRECISIONS = ("int8", "fp16", "fp32")
 
 
 def export_fp32(merged_dir: Path, out_dir: Path) -> Path:
-    from optimum.exporters.onnx import main_export
+    from optimum.exporters.onnx import onnx_export_from_model
+    from transformers import AutoModelForSequenceClassification
+
+    from .decoder_head import score_last_token_only
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    # text-classification keeps only the classification head: for a decoder that is the score
-    # layer on the last non-pad token, never a vocabulary-wide LM head.
-    main_export(str(merged_dir), output=out_dir, task="text-classification", library_name="transformers",
-                do_validation=False, device="cpu")
+    # text-classification keeps only the classification head (never a vocabulary-wide LM head);
+    # for a decoder the score layer runs on the gathered last non-pad token (decoder_head.py).
+    model = AutoModelForSequenceClassification.from_pretrained(merged_dir, dtype="float32").eval()
+    onnx_export_from_model(score_last_token_only(model), out_dir, task="text-classification",
+                           do_validation=False, device="cpu")
     return out_dir / "model.onnx"
 
 
@@ -38,8 +42,14 @@ def quantize_int8(fp32_model: Path, out_dir: Path, keep_fp32: list[str] = ()) ->
     return out_dir / f"{fp32_model.stem}_int8.onnx"
 
 
-def convert_fp16(fp32_model: Path, out_dir: Path) -> Path:
-    """fp16 weights and activations for the CUDA EP; inputs and logits stay int64 / float32."""
+# protobuf cannot hold a message over 2 GB: a larger graph keeps its weights in one file beside it.
+EXTERNAL_DATA_THRESHOLD = 1_900_000_000
+
+
+def convert_fp16(fp32_model: Path, out_dir: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> Path:
+    """fp16 weights and activations for the CUDA EP; inputs and logits stay int64 / float32.
+    Weights go to `model_fp16.onnx.data` when the graph is over `external_data_threshold` bytes
+    (a 4B model always is; tests lower the threshold to exercise the path with a tiny one)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -47,7 +57,8 @@ def convert_fp16(fp32_model: Path, out_dir: Path) -> Path:
     model_fp16 = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
     out = out_dir / "model_fp16.onnx"
     out_dir.mkdir(parents=True, exist_ok=True)
-    too_big = model_fp16.ByteSize() > 1_900_000_000  # protobuf's 2 GB limit: weights go beside it
+    # Summed per tensor: ByteSize() of a whole graph over 2 GB overflows protobuf.
+    too_big = sum(t.ByteSize() for t in model_fp16.graph.initializer) > external_data_threshold
     onnx.save_model(model_fp16, str(out), save_as_external_data=too_big, all_tensors_to_one_file=True,
                     location=out.name + ".data" if too_big else None)
     return out

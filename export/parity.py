@@ -27,6 +27,7 @@ class ParityResult:
     max_score_drift: float
     bound_p99_score_drift: float
     min_top_label_agreement: float
+    device: str = "cpu"  # where both sides ran: "cuda" when a GPU checked the fp16 graph
 
     @property
     def passed(self) -> bool:
@@ -44,22 +45,31 @@ def top_labels(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(passes, best, -1)
 
 
+def on_gpu() -> bool:
+    """Parity runs where the model will serve when a GPU is here: fp16 kernels on CUDA are what
+    production computes, and a 4B reference model is minutes faster there than on CPU."""
+    return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def check(torch_model, onnx_path, tokenizer: BatchTokenizer, texts: list[str], temperature: float,
-          thresholds: np.ndarray, precision: str, batch_size: int = 64) -> ParityResult:
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+          thresholds: np.ndarray, precision: str, batch_size: int = 64, gpu: bool | None = None) -> ParityResult:
+    gpu = on_gpu() if gpu is None else gpu
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(onnx_path), providers=providers)
     input_names = {i.name for i in session.get_inputs()}
-    torch_model.eval()
+    device = torch.device("cuda" if gpu else "cpu")
+    torch_model.eval().to(device)
     torch_logits, onnx_logits = [], []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(texts[start:start + batch_size])
         with torch.no_grad():
-            torch_logits.append(torch_model(input_ids=torch.from_numpy(batch["input_ids"]),
-                                            attention_mask=torch.from_numpy(batch["attention_mask"])
-                                            ).logits.float().numpy())
+            torch_logits.append(torch_model(input_ids=torch.from_numpy(batch["input_ids"]).to(device),
+                                            attention_mask=torch.from_numpy(batch["attention_mask"]).to(device)
+                                            ).logits.float().cpu().numpy())
         onnx_logits.append(session.run(["logits"], {k: v for k, v in batch.items() if k in input_names})[0])
     p_torch = 1 / (1 + np.exp(-np.concatenate(torch_logits) / temperature))
     p_onnx = 1 / (1 + np.exp(-np.concatenate(onnx_logits).astype(np.float32) / temperature))
     drift = np.abs(p_torch - p_onnx).max(axis=1)
     agreement = float((top_labels(p_torch, thresholds) == top_labels(p_onnx, thresholds)).mean())
     return ParityResult(len(texts), agreement, float(np.percentile(drift, 99)), float(drift.max()),
-                        MAX_P99_SCORE_DRIFT[precision], MIN_TOP_LABEL_AGREEMENT)
+                        MAX_P99_SCORE_DRIFT[precision], MIN_TOP_LABEL_AGREEMENT, device.type)

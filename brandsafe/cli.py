@@ -122,7 +122,14 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wait-us", type=int, default=2000,
                    help="longest a request waits for its batch to fill, in microseconds (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads, 0 = all cores")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+                   help="execution provider; tensorrt: TensorRT EP (fp16, engines cached in $BRANDSAFE_TRT_CACHE) "
+                        "in front of CUDA (default: %(default)s)")
+    p.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime",
+                   help="torch: PyTorch on the merged checkpoint (--torch-model), for GPU hosts without the "
+                        "CUDA build of onnxruntime (default: %(default)s)")
+    p.add_argument("--torch-model", type=Path, default=None,
+                   help="merged Hugging Face checkpoint for --backend torch (runs/<recipe>/merged)")
     p.add_argument("--grace-seconds", type=float, default=5.0, help="SIGTERM: drain in-flight calls this long")
     p.add_argument("--max-queue", type=int, default=1024,
                    help="requests allowed to wait for a batch; beyond it RESOURCE_EXHAUSTED at once (default: %(default)s)")
@@ -168,6 +175,7 @@ def _server_config(args):
 
     config = ServerConfig(bundle=args.bundle, host=args.host, port=args.port, max_batch=args.max_batch,
                           max_wait_us=args.max_wait_us, intra_op_threads=args.threads, device=args.device,
+                          backend=args.backend, torch_model=args.torch_model,
                           grace_seconds=args.grace_seconds, metrics_port=args.metrics_port, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,
                           watch_seconds=args.watch_seconds, max_queue=args.max_queue,

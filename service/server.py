@@ -44,6 +44,8 @@ class ServerConfig:
     max_wait_us: int = 2000
     intra_op_threads: int = 0
     device: str = "auto"
+    backend: str = "onnxruntime"           # or "torch": PyTorch on `torch_model` (no CUDA build of ORT)
+    torch_model: Path | None = None        # merged checkpoint for backend="torch"
     report_floor: float = 0.05
     grace_seconds: float = 5.0
     metrics_port: int | None = None        # None = no metrics endpoint; 0 = any free port
@@ -131,7 +133,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     await loop.run_in_executor(None, load_segmenter)
 
     async def load_serving(bundle_path: Path) -> Serving:
-        model = await loop.run_in_executor(None, LoadedBundle, bundle_path, config.intra_op_threads, config.device)
+        model = await loop.run_in_executor(None, LoadedBundle, bundle_path, config.intra_op_threads, config.device,
+                                           config.backend, config.torch_model)
         try:
             policies = load_policies(config.policies, model.labels, model.thresholds)
             await loop.run_in_executor(None, model.warm_up, batch_sizes(config.max_batch))

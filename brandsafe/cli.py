@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
     health.add_argument("--timeout", type=float, default=2.0, help="seconds (default: %(default)s)")
     health.set_defaults(func=_cmd_health)
+
+    from brandsafe.release.cli import add_release_commands
+
+    add_release_commands(sub)
     return parser
 
 

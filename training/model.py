@@ -28,14 +28,16 @@ def load_tokenizer(recipe: Recipe) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def build_model(recipe: Recipe, labels: LabelSet, tokenizer: PreTrainedTokenizerBase) -> PeftModel:
+def build_model(recipe: Recipe, labels: LabelSet, tokenizer: PreTrainedTokenizerBase,
+                dtype: str | None = None) -> PeftModel:
+    """`dtype` overrides the recipe's weight dtype (FSDP keeps fp32 master weights, see train.py)."""
     model = AutoModelForSequenceClassification.from_pretrained(
         recipe.resolve_base(),
         num_labels=len(labels),
         problem_type="multi_label_classification",
         id2label={i: l.id for i, l in enumerate(labels)},
         label2id={l.id: i for i, l in enumerate(labels)},
-        dtype=_DTYPES[recipe.dtype],
+        dtype=_DTYPES[dtype or recipe.dtype],
         ignore_mismatched_sizes=True,  # a base that already has a head for other labels gets a new one
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:

@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from brandsafe.labels import LabelSet
-from brandsafe.rendering import SCHEMA_VERSION
+from brandsafe.rendering import CONTEXT_SCHEMA_VERSION, SCHEMA_VERSION
+from brandsafe.retrieval import Retriever, build_index, write_knowledge
 from brandsafe.taxonomy import Taxonomy
 from brandsafe.tokenization import BatchTokenizer
 
-from . import calibrate, report
+from . import calibrate, context, report
 from .augment import ShortcutAugmenter
 from .batching import LengthGroupedBatches
 from .data import read_rows
@@ -34,7 +35,7 @@ from .dataset import Examples, to_examples
 from .evaluate import choose_thresholds, macro_f1
 from .labelmap import build_label_set
 from .model import build_model, init_head_bias, load_tokenizer, merge
-from .recipe import Recipe
+from .recipe import Recipe, RecipeError
 from .split import split_by_domain
 from .taxonomy_examples import taxonomy_rows
 
@@ -61,6 +62,17 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
         log.info("%d rows → %d train (incl. taxonomy examples) / %d validation (split by registrable domain), "
                  "%d labels", len(rows), len(train_set), len(val_set), len(labels))
 
+    knowledge = None
+    if recipe.context_fraction > 0:
+        knowledge = _knowledge(accelerator, recipe, labels, train_set, out_dir)
+        train_set = (context.attach_context(train_set, knowledge["retriever"], recipe.context_fraction,
+                                            recipe.context_top_k, recipe.seed)
+                     + context.with_retrieval(knowledge["note_examples"], knowledge["retriever"], recipe.context_top_k))
+        if accelerator.is_main_process:
+            log.info("context: %d training rows carry a <context> block (%d of them note-following rows); "
+                     "index %s", sum(bool(p.passages) for p in train_set.pages), len(knowledge["note_examples"]),
+                     knowledge["retriever"].version)
+
     hf_tokenizer = load_tokenizer(recipe)
     merged_dir = out_dir / "merged"
     if accelerator.is_main_process:
@@ -71,7 +83,17 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
     tokenizer = BatchTokenizer(merged_dir / "tokenizer.json", recipe.max_length,
                                hf_tokenizer.pad_token_id, hf_tokenizer.pad_token)
 
-    model = build_model(recipe, labels, hf_tokenizer)
+    # FSDP flattens each wrapped layer's parameters into one tensor of one dtype: the base in bf16
+    # and the LoRA weights in fp32 (PEFT's default) cannot share it. So under FSDP every weight
+    # starts fp32 (sharded: 16 GB / GPUs for 4B) and FSDP's mixed precision computes in bf16.
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
+    if fsdp and recipe.eval_every:
+        raise RecipeError(f"recipe {recipe.name}: eval_every keeps the best adapter in memory, which needs "
+                          "whole parameters; under FSDP set eval_every = 0")
+    model = build_model(recipe, labels, hf_tokenizer, dtype="float32" if fsdp else None)
+    if fsdp and accelerator.is_main_process:
+        log.info("FSDP over %d processes: fp32 master weights, compute in %s", accelerator.num_processes,
+                 recipe.mixed_precision)
     init_head_bias(model, recipe, train_set.targets)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -96,18 +118,47 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
     if best is not None:  # early stopping: keep the adapter that scored best on validation
         accelerator.unwrap_model(model).load_state_dict(best["state"], strict=False)
     val_logits = _predict(accelerator, model, val_loader)
+    # Under FSDP each rank holds a shard, and a forward needs every rank: gather the full weights
+    # (a collective, so on all ranks) and let the main process score and merge an unsharded copy.
+    full_state = accelerator.get_state_dict(model) if fsdp else None
 
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
+        unwrapped = accelerator.unwrap_model(model) if not fsdp else _unsharded(recipe, labels, hf_tokenizer,
+                                                                                 full_state, accelerator.device)
         score_texts = _text_scorer(unwrapped, tokenizer, accelerator.device)
         _write_run(out_dir, recipe, labels, hf_tokenizer, train_set, val_set, val_logits, score_texts,
                    {"optimizer_steps": total_steps, "best_step": best["step"] if best else total_steps,
-                    "train_seconds": round(time.time() - started, 1)}, probes_path)
+                    "train_seconds": round(time.time() - started, 1)}, probes_path, knowledge)
         merged = merge(unwrapped)
         merged.config.pad_token_id = hf_tokenizer.pad_token_id
         merged.save_pretrained(merged_dir, safe_serialization=True)
     accelerator.wait_for_everyone()
     return out_dir
+
+
+def _knowledge(accelerator, recipe: Recipe, labels: LabelSet, train_set: Examples, out_dir: Path) -> dict:
+    """The run's knowledge base and its index (built once, by the main process), the note-following
+    training rows, and the citation-check rows (on hosts disjoint from training)."""
+    notes, note_rows = context.note_cases(labels, recipe.note_rows, recipe.seed, citation=False)
+    citation_notes, citation_rows = context.note_cases(labels, recipe.citation_rows, recipe.seed + 1, citation=True)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        passages = (context.category_passages(labels) + context.domain_notes(train_set, labels, recipe.seed)
+                    + notes + citation_notes)
+        write_knowledge(passages, out_dir / "knowledge.jsonl")
+        context.write_jsonl(citation_rows, out_dir / "citations.jsonl")
+        build_index(out_dir / "knowledge.jsonl", out_dir / "index")
+    accelerator.wait_for_everyone()
+    return {"retriever": Retriever.load(out_dir / "index"), "note_examples": context.note_examples(note_rows, labels),
+            "citation_examples": context.note_examples(citation_rows, labels)}
+
+
+def _unsharded(recipe: Recipe, labels: LabelSet, hf_tokenizer, state: dict, device):
+    model = build_model(recipe, labels, hf_tokenizer)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any("lora_" in k or "modules_to_save" in k for k in missing):
+        raise RuntimeError(f"FSDP state dict does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.to(device)
 
 
 def _pos_weight(targets: np.ndarray, power: float, cap: float) -> torch.Tensor:
@@ -190,12 +241,17 @@ def _text_scorer(model, tokenizer: BatchTokenizer, device, batch_size: int = 64)
 
 
 def _write_run(out_dir: Path, recipe: Recipe, labels: LabelSet, hf_tokenizer, train_set: Examples,
-               val_set: Examples, val_logits: np.ndarray, score_texts, facts: dict, probes_path: Path | None) -> None:
+               val_set: Examples, val_logits: np.ndarray, score_texts, facts: dict, probes_path: Path | None,
+               knowledge: dict | None = None) -> None:
     temperature = calibrate.fit_temperature(val_logits, val_set.targets)
     probs = calibrate.calibrated(val_logits, temperature)
     thresholds = choose_thresholds(probs, val_set.targets, min_precision=recipe.threshold_min_precision)
     full = report.build(recipe, labels, train_set, val_set, probs, thresholds, temperature, val_logits,
                         score_texts, facts, probes_path)
+    if knowledge is not None:
+        full["context"] = report.context_check(knowledge["retriever"], recipe.context_top_k, val_set,
+                                               knowledge["citation_examples"], labels, score_texts, temperature,
+                                               thresholds)
     labels.save(out_dir / "labels.json")
     (out_dir / "calibration.json").write_text(json.dumps({"method": "temperature", "temperature": temperature}) + "\n")
     (out_dir / "thresholds.json").write_text(json.dumps(
@@ -204,10 +260,13 @@ def _write_run(out_dir: Path, recipe: Recipe, labels: LabelSet, hf_tokenizer, tr
     (out_dir / "report.json").write_text(json.dumps(full, indent=2) + "\n")
     (out_dir / "report.md").write_text(report.markdown(full))
     with (out_dir / "validation.jsonl").open("w") as fh:
-        for text, target, origin in zip(val_set.texts(), val_set.targets, val_set.origins):
-            fh.write(json.dumps({"text": text, "labels": [labels.labels[j].id for j in np.flatnonzero(target)],
+        for page, text, target, origin in zip(val_set.pages, val_set.texts(), val_set.targets, val_set.origins):
+            fh.write(json.dumps({"url": page.url, "title": page.title, "text": text,
+                                 "labels": [labels.labels[j].id for j in np.flatnonzero(target)],
                                  "origin": origin}) + "\n")
-    run = {"recipe": asdict(recipe), "schema_version": SCHEMA_VERSION, "max_length": recipe.max_length,
+    run = {"recipe": asdict(recipe), "schema_version": SCHEMA_VERSION,
+           "context_schema": CONTEXT_SCHEMA_VERSION if knowledge is not None else "",
+           "max_length": recipe.max_length,
            "pad_token_id": hf_tokenizer.pad_token_id, "pad_token": hf_tokenizer.pad_token}
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 

@@ -211,3 +211,13 @@ def test_gpu_bench_smoke_runs_export_and_the_open_loop_ladder_on_cpu(tmp_path):
     assert result["ratio_to_compute_ceiling"] == result["max_rate_rps"] / saved["roofline"]["compute_ceiling_rps"]
     assert any("no CUDA device" in n for n in record["notes"]) != torch.cuda.is_available()
     assert "| 32 |" in (tmp_path / "gpu_bench.md").read_text()
+
+
+def test_gpu_dockerfile_is_cuda_based_with_the_gpu_extra_a_mounted_bundle_and_grpc_health():
+    text = (REPO / "Dockerfile.gpu").read_text()
+    assert "nvidia/cuda:" in text and "cudnn-runtime" in text
+    assert '".[gpu]"' in text and "onnxruntime-gpu==" in text and "torch==2.13.0" in text
+    assert '"--bundle", "/bundle"' in text and '"--device", "cuda"' in text
+    assert 'CMD ["brandsafe", "-q", "health"' in text  # the grpc.health.v1 API
+    user = [line for line in text.splitlines() if line.startswith("USER ")]
+    assert user and user[-1].split()[1] not in ("root", "0")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
@@ -69,17 +69,18 @@ def _export_child(checkpoint: Path, out_dir: Path) -> None:
 
 
 def measure_export(checkpoint: Path, out_dir: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "brandsafe.loadtest.gpu_bench", "--export-child",
-                             str(checkpoint), str(out_dir)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"export failed:\n{result.stderr[-4000:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    facts = json.loads(result.stdout.strip().splitlines()[-1])
-    # ru_maxrss of children is the largest any child reached: valid when this child is the largest so far.
-    return {**facts, "wall_s": time.perf_counter() - started,
-            "peak_rss_gib": peak_kb / 2**20 if peak_kb > before else None}
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "brandsafe.loadtest.gpu_bench", "--export-child",
+                                 str(checkpoint), str(out_dir)], stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS alone
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0), stderr.seek(0)
+        out, err = stdout.read(), stderr.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"export failed:\n{err[-4000:]}")
+    facts = json.loads(out.strip().splitlines()[-1])
+    return {**facts, "wall_s": time.perf_counter() - started, "peak_rss_gib": usage.ru_maxrss / 2**20}
 
 
 def extrapolate(depths: list[int], runs: list[dict], target: int) -> dict:
@@ -87,7 +88,7 @@ def extrapolate(depths: list[int], runs: list[dict], target: int) -> dict:
     out = {}
     for key in ("wall_s", "peak_rss_gib"):
         values = [r[key] for r in runs]
-        if len(depths) >= 2 and all(v is not None for v in values):
+        if len(depths) >= 2:
             slope, intercept = np.polyfit(depths, values, 1)
             out[key] = {"per_layer": float(slope), "fixed": float(intercept), f"at_{target}": float(intercept + slope * target)}
     return out
@@ -165,7 +166,7 @@ def markdown(record: dict) -> str:
         lines.append(f"- note: {note}")
     for export in record.get("export", []):
         lines.append(f"- export at {export['layers']} layers: {export['wall_s']:.1f} s, peak RSS "
-                     f"{export['peak_rss_gib'] or float('nan'):.2f} GiB, files {export['fp16_files']}")
+                     f"{export['peak_rss_gib']:.2f} GiB, files {export['fp16_files']}")
     if record.get("export_extrapolated"):
         lines.append(f"- export extrapolated to {record['layers']} layers: {json.dumps(record['export_extrapolated'])}")
     for name, result in record.get("backends", {}).items():
@@ -239,7 +240,8 @@ def main(argv=None) -> dict | None:
             ckpt = build_checkpoint(workdir / f"ckpt-{depth}", config, depth)
             facts = measure_export(ckpt, workdir / f"onnx-{depth}")
             record["export"].append({"layers": depth, **facts})
-            print(f"export at {depth} layers: {facts['wall_s']:.1f} s, peak RSS {facts['peak_rss_gib']} GiB", flush=True)
+            print(f"export at {depth} layers: {facts['wall_s']:.1f} s, peak RSS {facts['peak_rss_gib']:.2f} GiB",
+                  flush=True)
             if depth == layers:
                 onnx_model, checkpoint = Path(facts["fp16_model"]), ckpt
         if len(export_depths) >= 2:

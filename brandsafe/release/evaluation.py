@@ -96,7 +96,7 @@ class ReleaseEvaluator:
 
         rows = read_rows(eval_data, self.model.labels)
         probs = self._score(rows)
-        report = evaluate(probs, _targets(rows, self.model.labels), self.model.labels, self.thresholds)
+        report = evaluate(probs, label_matrix(rows, self.model.labels), self.model.labels, self.thresholds)
         result = {
             "bundle_id": self.model.bundle_id,
             "index_version": self.retriever.version if self.retriever else "",
@@ -203,7 +203,7 @@ def _with_passages(retriever, rows: list[EvalRow]) -> list[str]:
     return texts
 
 
-def _targets(rows: list[EvalRow], labels: LabelSet) -> np.ndarray:
+def label_matrix(rows: list[EvalRow], labels: LabelSet) -> np.ndarray:
     targets = np.zeros((len(rows), len(labels)), dtype=np.float32)
     for i, row in enumerate(rows):
         for label_id in row.labels:

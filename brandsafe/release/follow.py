@@ -95,6 +95,7 @@ class AliasFollower:
                 await result
         except Exception as exc:  # noqa: BLE001
             self.failed_version = version
+            shutil.rmtree(self.cache_dir / f"v{version}", ignore_errors=True)  # refused: nothing will read it
             self._fail("swap", f"{self.alias} → version {version}: refused by the server ({exc}); "
                                f"still serving version {self.version}")
             return False

@@ -143,6 +143,24 @@ def test_compare_applies_every_threshold():
     assert compare({**champion, "macro_f1": 0.59}, champion, Thresholds(macro_f1_tolerance=0.02)) == []
 
 
+def test_eval_rows_resolve_names_and_ids_and_refuse_unknown_labels(tmp_path):
+    from brandsafe.labels import Label, LabelSet
+    from brandsafe.release.evaluation import EvaluationError, read_rows
+
+    labels = LabelSet([Label("pg0WhF", "Casinos & Gambling", False, False), Label("Misinformation",
+                                                                                   "Misinformation", True, False)])
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"url": "bet.example", "title": null, "labels": ["casinos & gambling"]}\n'
+                    '{"text": "news example com", "labels": ["Misinformation", "pg0WhF"]}\n\n')
+    rows = read_rows(good, labels)
+    assert [r.labels for r in rows] == [frozenset({"pg0WhF"}), frozenset({"Misinformation", "pg0WhF"})]
+    assert rows[0].page is not None and rows[1].page is None and rows[1].text == "news example com"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"url": "a.example", "labels": []}\n{"url": "b.example", "labels": ["Adult"]}\n')
+    with pytest.raises(EvaluationError, match=r"bad.jsonl:2: label 'Adult'"):
+        read_rows(bad, labels)
+
+
 # -- the registry -----------------------------------------------------------------------------------
 
 def test_registry_round_trip(registry, minilm_bundle, kb_index, tmp_path):

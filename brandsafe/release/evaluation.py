@@ -47,11 +47,13 @@ def read_rows(path: str | Path, labels: LabelSet) -> list[EvalRow]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise EvaluationError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("labels", []), list):
+            raise EvaluationError(f"{where}: expected an object with a 'labels' list")
         truth = set()
         for raw in record.get("labels") or []:
-            label_id = raw if raw in labels.index else by_name.get(str(raw).casefold())
+            label_id = str(raw) if str(raw) in labels.index else by_name.get(str(raw).casefold())
             if label_id is None:
-                # A label the bundle cannot output would silently count as a miss-free row otherwise.
+                # Dropping it would hide a miss and flatter the release.
                 raise EvaluationError(f"{where}: label {raw!r} is not one of the bundle's labels")
             truth.add(label_id)
         url, title = record.get("url") or "", record.get("title") or ""

@@ -312,10 +312,11 @@ def test_follower_moves_with_the_alias_and_survives_failures(registry, minilm_bu
     # Registry down: counted, nothing raised, nothing changed.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    reported = []
     down = AliasFollower("http://127.0.0.1:9", "brandsafe", CHAMPION, tmp_path / "cache2", on_change,
-                         current_version="1")
+                         current_version="1", on_error=reported.append)
     assert asyncio.run(down.poll_once()) is False
-    assert down.errors == {"registry": 1} and down.version == "1"
+    assert down.errors == {"registry": 1} and down.version == "1" and reported == ["registry"]
 
 
 # -- end to end: a real server following the champion -----------------------------------------------

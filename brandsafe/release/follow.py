@@ -30,7 +30,8 @@ OnChange = Callable[[Path, "Path | None", str], "Awaitable[object] | object"]
 
 class AliasFollower:
     def __init__(self, registry_uri: str, model_name: str, alias: str, cache_dir: str | Path, on_change: OnChange,
-                 interval: float = DEFAULT_INTERVAL, current_version: str | None = None):
+                 interval: float = DEFAULT_INTERVAL, current_version: str | None = None,
+                 on_error: Callable[[str], None] | None = None):
         self.registry_uri = registry_uri
         self.model_name = model_name
         self.alias = alias
@@ -41,6 +42,7 @@ class AliasFollower:
         self.previous_version: str | None = None
         self.failed_version: str | None = None
         self.errors: Counter[str] = Counter()  # by kind: registry, artifacts, swap
+        self.on_error = on_error  # e.g. a Prometheus counter's labels(kind=…).inc
         self._registry: Registry | None = None
         self._task: asyncio.Task | None = None
 
@@ -122,6 +124,8 @@ class AliasFollower:
     def _fail(self, kind: str, message: str) -> None:
         self.errors[kind] += 1
         log.error(message, extra={"follow_error": kind})
+        if self.on_error is not None:
+            self.on_error(kind)
 
     def _prune(self) -> None:
         # Keep the release serving and the one before it (its requests may still be finishing).

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rendering import KNOWN_SCHEMA_VERSIONS
+from .rendering import KNOWN_CONTEXT_SCHEMAS, KNOWN_SCHEMA_VERSIONS
 
 MANIFEST = "manifest.json"
 BUNDLE_INFO = "bundle.json"
@@ -66,14 +66,20 @@ class BundleInfo:
     pad_token: str
     precision: str
     model_file: str
+    context_schema: str = ""  # "" = trained without a <context> block: serve it without passages
 
     @classmethod
     def load(cls, bundle_dir: str | Path) -> "BundleInfo":
         raw = json.loads((Path(bundle_dir) / BUNDLE_INFO).read_text())
-        info = cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        info = cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw or k != "context_schema"})
         if info.schema_version not in KNOWN_SCHEMA_VERSIONS:
             raise BundleError(
                 f"{bundle_dir}: text schema {info.schema_version!r} is unknown to this service "
                 f"(knows {sorted(KNOWN_SCHEMA_VERSIONS)})"
+            )
+        if info.context_schema and info.context_schema not in KNOWN_CONTEXT_SCHEMAS:
+            raise BundleError(
+                f"{bundle_dir}: context schema {info.context_schema!r} is unknown to this service "
+                f"(knows {sorted(KNOWN_CONTEXT_SCHEMAS)})"
             )
         return info

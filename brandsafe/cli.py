@@ -34,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line for known failures
         from brandsafe.bundle import BundleError
+        from brandsafe.retrieval.knowledge import KnowledgeError
         from brandsafe.training.data import DataError
         from brandsafe.training.recipe import RecipeError
-        if isinstance(exc, (DataError, RecipeError, BundleError)) or type(exc).__name__ in ("ParityError", "PolicyError"):
+        if isinstance(exc, (DataError, RecipeError, BundleError, KnowledgeError)) or type(exc).__name__ in ("ParityError", "PolicyError"):
             print(f"brandsafe {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     health.set_defaults(func=_cmd_health)
 
     from brandsafe.release.cli import add_release_commands
+    from brandsafe.retrieval.cli import add_index_commands
+
+    add_index_commands(sub)
 
     add_release_commands(sub)
     return parser
@@ -147,6 +151,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="give up on a Redis lookup after this long and score with the model (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this HTTP port (0 = any free one; default: off)")
+    p.add_argument("--index", type=Path, default=None,
+                   help="retrieval index folder (brandsafe index build); used when the bundle reads a <context> block")
+    p.add_argument("--retrieval-top-k", type=int, default=3, help="passages per request (default: %(default)s)")
+    p.add_argument("--retrieval-budget-ms", type=float, default=10.0,
+                   help="retrieval slower than this is skipped for that request (default: %(default)s)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS instead of plaintext")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mutual TLS)")
@@ -184,7 +193,8 @@ def _server_config(args):
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,
                           watch_seconds=args.watch_seconds, max_queue=args.max_queue,
                           cache_entries=args.cache_entries, cache_ttl_seconds=args.cache_ttl, redis_url=args.redis_url,
-                          redis_timeout_ms=args.redis_timeout_ms)
+                          redis_timeout_ms=args.redis_timeout_ms, index=args.index,
+                          retrieval_top_k=args.retrieval_top_k, retrieval_budget_ms=args.retrieval_budget_ms)
     if args.policies:
         config.policies = args.policies
     return config

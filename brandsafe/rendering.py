@@ -4,6 +4,11 @@ Training renders labelled rows with `render`, and the service renders bid reques
 same function, so the model sees identical text for identical pages. Any change to the layout
 must bump SCHEMA_VERSION: bundles record the version they were trained with, and the service
 refuses a bundle whose version it does not know.
+
+Retrieved passages render as one `<context>` block after the page, versioned on its own
+(CONTEXT_SCHEMA_VERSION), so a page without passages renders exactly as before and bundles trained
+without context keep working. The block comes last on purpose: when the text is longer than the
+model's window, truncation drops the lowest-ranked passages, never the page itself.
 """
 from __future__ import annotations
 
@@ -14,9 +19,24 @@ from .urltext import url_words, words
 
 SCHEMA_VERSION = "brandsafe-text/2"  # 2: host and path words segmented (freeporntube → free porn tube)
 KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+CONTEXT_SCHEMA_VERSION = "brandsafe-context/1"
+KNOWN_CONTEXT_SCHEMAS = frozenset({CONTEXT_SCHEMA_VERSION})
 
 MAX_TITLE_CHARS = 200
 MAX_KEYWORDS = 12
+MAX_PASSAGES = 5
+MAX_PASSAGE_TITLE_WORDS = 8
+MAX_PASSAGE_WORDS = 32
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved fact: where it came from, what it says, and how well it matched."""
+
+    source_id: str
+    title: str
+    text: str
+    score: float
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,7 @@ class PageContext:
     title: str = ""
     keywords: tuple[str, ...] = ()
     app_bundle: str = ""
+    passages: tuple[Passage, ...] = ()
 
 
 def render(page: PageContext) -> str:
@@ -45,7 +66,19 @@ def render(page: PageContext) -> str:
     keywords = [" ".join(k.split()) for k in page.keywords if k.strip()][:MAX_KEYWORDS]
     if keywords:
         parts.append("keywords: " + ", ".join(keywords))
+    if page.passages:
+        parts.append(render_context(page.passages))
     return " | ".join(parts)
+
+
+def render_context(passages: tuple[Passage, ...]) -> str:
+    """`<context> [1] source (score) title: text [2] … </context>`, best match first."""
+    items = []
+    for rank, passage in enumerate(passages[:MAX_PASSAGES], start=1):
+        title = " ".join(passage.title.split()[:MAX_PASSAGE_TITLE_WORDS])
+        text = " ".join(passage.text.split()[:MAX_PASSAGE_WORDS])
+        items.append(f"[{rank}] {passage.source_id} ({passage.score:.1f}) {title}: {text}")
+    return "<context> " + " ".join(items) + " </context>"
 
 
 def _location_words(page: PageContext) -> tuple[tuple[str, ...], tuple[str, ...]]:

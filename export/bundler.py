@@ -96,7 +96,8 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
                 f"(max {result.bound_p99_score_drift})")
 
         bundle_id = f"{run['recipe']['name']}-{time.strftime('%Y%m%d-%H%M%S')}-{sha256_file(staging / MODEL_FILE)[:8]}"
-        info = {"bundle_id": bundle_id, "schema_version": run["schema_version"], "recipe": run["recipe"]["name"],
+        info = {"bundle_id": bundle_id, "schema_version": run["schema_version"],
+                "context_schema": run.get("context_schema", ""), "recipe": run["recipe"]["name"],
                 "max_length": run["max_length"], "pad_token_id": run["pad_token_id"], "pad_token": run["pad_token"],
                 # "int8-mixed": int8 broke the parity bound on some MatMuls, which stayed fp32 (listed).
                 "precision": "int8-mixed" if kept_fp32 else precision, "model_file": MODEL_FILE,

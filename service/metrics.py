@@ -36,6 +36,12 @@ class Metrics:
                                           ["kind"], registry=registry)
         self.reloads = Counter("brandsafe_bundle_reloads_total", "Bundle hot-swap attempts by result",
                                ["result"], registry=registry)
+        self.index_reloads = Counter("brandsafe_index_reloads_total", "Retrieval index hot-swap attempts by result",
+                                     ["result"], registry=registry)
+        self.retrievals = Counter("brandsafe_retrievals_total", "Retrieval hook outcomes per scored request",
+                                  ["status"], registry=registry)
+        self.retrieval_latency = Histogram("brandsafe_retrieval_seconds", "Retrieval hook time (embed + search)",
+                                           buckets=_LATENCY_BUCKETS, registry=registry)
 
     def set_bundle(self, bundle_id: str) -> None:
         self.bundle.clear()

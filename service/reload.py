@@ -1,12 +1,15 @@
-"""Hot swap: load, verify and warm a bundle off the serving path, then swap it in atomically.
+"""Hot swap: load, verify and warm a bundle (or a retrieval index) off the serving path, then swap
+it in atomically.
 
 Requests capture the Serving they started on, so in-flight ones finish on the old bundle; the
 old batcher is drained before its model is closed. Any failure (missing file, bad sha256,
 unknown schema, broken policy file, warm-up error) leaves the old bundle serving and is logged.
+An index swaps alone: the model, its batcher and its warm state stay as they are.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 from pathlib import Path
@@ -21,19 +24,23 @@ log = logging.getLogger(__name__)
 
 
 class BundleSwapper:
-    def __init__(self, service, load_serving, default_path: Path, metrics=None):
+    def __init__(self, service, load_serving, default_path: Path, metrics=None, index_path: Path | None = None,
+                 load_index=None):
         self.service = service
         self.load_serving = load_serving  # async (bundle_path) -> Serving, loaded and warmed
         self.default_path = Path(default_path)
         self.metrics = metrics
-        self._lock = asyncio.Lock()  # one swap at a time
+        self.index_path = Path(index_path) if index_path else None
+        self.load_index = load_index      # async (index_path) -> Retriever, verified and warmed
+        self.retriever = None             # the index every new Serving gets
+        self._lock = asyncio.Lock()  # one swap at a time, bundle or index
 
     async def swap(self, bundle_path: Path | None = None) -> tuple[str, str]:
         path = Path(bundle_path or self.default_path)
         async with self._lock:
             old = self.service.serving
             try:
-                new = await self.load_serving(path)
+                new = dataclasses.replace(await self.load_serving(path), retriever=self.retriever)
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the old bundle keeps serving
                 self._count("failed")
                 log.error("bundle reload from %s refused: %s; still serving %s", path, exc,
@@ -49,28 +56,53 @@ class BundleSwapper:
             asyncio.get_running_loop().create_task(self._retire(old))
         return new.model.bundle_id, old.model.bundle_id if old else ""
 
+    async def swap_index(self, index_path: Path | None = None) -> tuple[str, str]:
+        """Load, verify and warm an index, then give it to new requests; (new, previous) versions."""
+        path = Path(index_path or self.index_path or "")
+        if self.load_index is None or not str(index_path or self.index_path or ""):
+            raise ValueError("index_path: this server was started without --index and none was given")
+        async with self._lock:
+            previous = self.retriever.version if self.retriever else ""
+            try:
+                retriever = await self.load_index(path)
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the old index keeps serving
+                self._count("failed", index=True)
+                log.error("index reload from %s refused: %s; still serving index %s", path, exc, previous or "none",
+                          extra={"index_path": str(path)})
+                raise
+            self.retriever = retriever
+            if self.service.serving is not None:
+                self.service.serving = dataclasses.replace(self.service.serving, retriever=retriever)
+            self._count("ok", index=True)
+            log.info("swapped index %s → %s", previous or "-", retriever.version)
+        return retriever.version, previous
+
     async def _retire(self, old) -> None:
         await old.batcher.drain()
         await old.batcher.stop()
         old.model.close()
 
-    def _count(self, result: str) -> None:
+    def _count(self, result: str, index: bool = False) -> None:
         if self.metrics:
-            self.metrics.reloads.labels(result=result).inc()
+            (self.metrics.index_reloads if index else self.metrics.reloads).labels(result=result).inc()
 
     async def watch(self, interval: float) -> None:
-        """Swap whenever the bundle path's manifest changes (e.g. a symlink re-pointed, or a new
-        bundle renamed into place)."""
-        last = _fingerprint(self.default_path)
+        """Swap whenever the bundle's (or the index's) manifest changes (e.g. a symlink re-pointed,
+        or a new folder renamed into place)."""
+        watched = [(self.default_path, self.swap)]
+        if self.index_path is not None:
+            watched.append((self.index_path, self.swap_index))
+        last = {path: _fingerprint(path) for path, _ in watched}
         while True:
             await asyncio.sleep(interval)
-            current = _fingerprint(self.default_path)
-            if current != last and current is not None:
-                last = current
-                try:
-                    await self.swap()
-                except Exception:  # noqa: BLE001 - already logged; keep watching
-                    pass
+            for path, swap in watched:
+                current = _fingerprint(path)
+                if current != last[path] and current is not None:
+                    last[path] = current
+                    try:
+                        await swap()
+                    except Exception:  # noqa: BLE001 - already logged; keep watching
+                        pass
 
 
 def _fingerprint(path: Path):
@@ -90,12 +122,24 @@ class AdminService(pb_grpc.AdminServicer):
         self._expected = f"Bearer {token}".encode()
 
     async def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.aio.ServicerContext):
-        supplied = dict(context.invocation_metadata()).get("authorization", "")
-        if not hmac.compare_digest(supplied.encode(), self._expected):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: a valid 'Bearer <token>' is required")
+        await self._authorize(context)
         try:
             bundle_id, previous = await self.swapper.swap(Path(request.bundle_path) if request.bundle_path else None)
         except Exception as exc:  # noqa: BLE001
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"bundle_path: not loaded ({exc}); "
                                                                      "the previous bundle is still serving")
         return pb.ReloadBundleResponse(bundle_id=bundle_id, previous_bundle_id=previous)
+
+    async def ReloadIndex(self, request: pb.ReloadIndexRequest, context: grpc.aio.ServicerContext):
+        await self._authorize(context)
+        try:
+            version, previous = await self.swapper.swap_index(Path(request.index_path) if request.index_path else None)
+        except Exception as exc:  # noqa: BLE001
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"index_path: not loaded ({exc}); "
+                                                                     "the previous index is still serving")
+        return pb.ReloadIndexResponse(index_version=version, previous_index_version=previous)
+
+    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+        supplied = dict(context.invocation_metadata()).get("authorization", "")
+        if not hmac.compare_digest(supplied.encode(), self._expected):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: a valid 'Bearer <token>' is required")

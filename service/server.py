@@ -2,7 +2,8 @@
 
 Health says NOT_SERVING until the bundle is verified, loaded and warmed at every batch size the
 batcher uses; SIGTERM/SIGINT drain in-flight calls for the grace period, then exit; SIGHUP (and,
-when configured, a watched bundle path or the token-protected Admin RPC) hot-swaps the bundle.
+when configured, a watched bundle path or the token-protected Admin RPC) hot-swaps the bundle, and
+the retrieval index when one is configured.
 """
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ class ServerConfig:
     cache_ttl_seconds: float = 3600.0
     redis_url: str = ""                    # shared verdict cache tier, e.g. redis://cache:6379/0
     redis_timeout_ms: float = 5.0
+    index: Path | None = None              # retrieval index folder; used when the bundle reads <context>
+    retrieval_top_k: int = 3
+    retrieval_budget_ms: float = 10.0      # retrieval slower than this is abandoned for that request
 
 
 class RunningServer:
@@ -87,6 +91,7 @@ class RunningServer:
             serving.model.close()
         if self.service.cache is not None and self.service.cache.redis is not None:
             await self.service.cache.redis.close()
+        self.service.close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -120,13 +125,16 @@ def _cache(config: ServerConfig, metrics: Metrics) -> VerdictCache | None:
 
 async def start(config: ServerConfig, metrics: Metrics | None = None) -> RunningServer:
     metrics = metrics or default_metrics()
+    if not 1 <= config.retrieval_top_k <= 5:
+        raise ValueError(f"retrieval_top_k: {config.retrieval_top_k} is outside 1..5 (the <context> block holds 5)")
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.so_reuseport", 0)])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    service = BrandSafetyService(config.report_floor, _cache(config, metrics), metrics)
+    service = BrandSafetyService(config.report_floor, _cache(config, metrics), metrics, config.retrieval_top_k,
+                                 config.retrieval_budget_ms / 1000)
     service.add_to_server(server)
     loop = asyncio.get_running_loop()
 
@@ -145,7 +153,15 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
         batcher.start()
         return Serving(model, policies, batcher)
 
-    swapper = BundleSwapper(service, load_serving, config.bundle, metrics)
+    async def load_index(index_path: Path):
+        from brandsafe.rendering import PageContext
+        from brandsafe.retrieval import Retriever
+
+        retriever = await loop.run_in_executor(None, Retriever.load, index_path)
+        await loop.run_in_executor(None, retriever.retrieve, PageContext(url="warm-up.example/index"))
+        return retriever
+
+    swapper = BundleSwapper(service, load_serving, config.bundle, metrics, config.index, load_index)
     services = [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
     if config.admin_token:
         brandsafe_pb2_grpc.add_AdminServicer_to_server(AdminService(swapper, config.admin_token), server)
@@ -159,6 +175,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     # Up early so health checks see NOT_SERVING (not a refused connection) while the bundle loads.
     await server.start()
     try:
+        if config.index is not None:
+            await swapper.swap_index()
         await swapper.swap()
     except BaseException:
         await server.stop(0)
@@ -182,8 +200,10 @@ async def serve_forever(config: ServerConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     def reload() -> None:
-        task = loop.create_task(running.swapper.swap())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures are logged by swap
+        swaps = [running.swapper.swap()] + ([running.swapper.swap_index()] if config.index is not None else [])
+        for swap in swaps:
+            task = loop.create_task(swap)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures are logged by swap
     loop.add_signal_handler(signal.SIGHUP, reload)
     extra = f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""
     print(f"brandsafe: serving {running.model.bundle_id} on {config.host}:{running.port}{extra} (Ctrl-C to stop)",

@@ -1,15 +1,16 @@
 """The BrandSafety gRPC service: Classify (unary) and ClassifyStream (bidirectional).
 
-Per request: decode → validate → render → (cache) → admission against the deadline → micro-batch →
-policy. A request that cannot be scored inside its budget gets the brand profile's fallback at
+Per request: decode → validate → (cache) → retrieve passages when the bundle reads a <context>
+block and the budget allows → render → admission against the deadline → micro-batch → policy. A request that cannot be scored inside its budget gets the brand profile's fallback at
 once, marked as such; a full queue answers RESOURCE_EXHAUSTED at once.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import numpy as np
@@ -69,14 +70,31 @@ class Serving:
     model: LoadedBundle
     policies: dict[str, Policy]
     batcher: MicroBatcher
+    retriever: object | None = None  # brandsafe.retrieval.Retriever; swapped on its own (ReloadIndex)
+
+    def reads_context(self) -> bool:
+        return self.retriever is not None and bool(self.model.info.context_schema)
+
+
+class _RetrievalTimeout(Exception):
+    """Retrieval overran its budget; the page is scored without passages (and cached as such)."""
 
 
 class BrandSafetyService:
-    def __init__(self, report_floor: float = 0.05, cache: VerdictCache | None = None, metrics=None):
+    def __init__(self, report_floor: float = 0.05, cache: VerdictCache | None = None, metrics=None,
+                 retrieval_top_k: int = 3, retrieval_budget_seconds: float = 0.010):
         self.serving: Serving | None = None  # None until the bundle is loaded and warmed
         self.report_floor = report_floor
         self.cache = cache
         self.metrics = metrics
+        self.retrieval_top_k = retrieval_top_k
+        self.retrieval_budget = retrieval_budget_seconds
+        self._retrieval_seconds = 0.0  # EWMA of one retrieval, for admission against the deadline
+        # One thread: the embedding model runs in ONNX Runtime (GIL released) beside the batcher's thread.
+        self._retrieval_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval")
+
+    def close(self) -> None:
+        self._retrieval_pool.shutdown(wait=False)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         """Like the generated add_BrandSafetyServicer_to_server, but decoding requests ourselves so
@@ -158,14 +176,24 @@ class BrandSafetyService:
                                 f"policy_id: unknown brand profile {parsed.policy_id!r} "
                                 f"(known: {', '.join(sorted(serving.policies))})")
         deadline = _deadline(time_remaining, request.tmax, received)
-        text = render(parsed.page)
+        retrieval = None
         try:
-            if self.cache is not None:
-                scores, source = await self.cache.get_or_compute(
-                    cache_key(serving.model.bundle_id, parsed.page), lambda: self._infer(serving, text, deadline))
-                source = "model" if source == "coalesced" else source
+            if serving.reads_context():
+                retrieval = pb.Retrieval(index_version=serving.retriever.version)
+                if self._time_to_retrieve(serving, deadline):
+                    try:
+                        scores, source = await self._scores(serving, parsed.page, deadline, retrieval)
+                    except _RetrievalTimeout:
+                        retrieval.status = "skipped_timeout"
+                        scores, source = await self._scores(serving, parsed.page, deadline, None)
+                else:
+                    retrieval.status = "skipped_deadline"
+                    scores, source = await self._scores(serving, parsed.page, deadline, None)
+                if self.metrics:
+                    self.metrics.retrievals.labels(status=retrieval.status or "cached").inc()
+                retrieval.status = retrieval.status or "cached"
             else:
-                scores, source = await self._infer(serving, text, deadline), "model"
+                scores, source = await self._scores(serving, parsed.page, deadline, None)
         except _NoTime as no_time:
             if self.metrics:
                 self.metrics.fallbacks.labels(reason=no_time.reason).inc()
@@ -173,8 +201,53 @@ class BrandSafetyService:
             return pb.ClassifyResponse(id=request.id, imp_id=request.imp_id, cattax=CATTAX_CONTENT_3_1,
                                        decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
                                        bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
-                                       fallback_reason=no_time.reason)
-        return self._response(request, scores, policy, serving.model, source)
+                                       fallback_reason=no_time.reason, retrieval=retrieval)
+        return self._response(request, scores, policy, serving.model, source, retrieval)
+
+    async def _scores(self, serving: Serving, page, deadline: float | None,
+                      retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str]:
+        """Scores for the page, from the cache or the model. With `retrieval`, passages are fetched
+        on a cache miss and the entry is keyed by the index version too, so a swapped index never
+        answers from scores computed with old passages (nor a page scored without passages from
+        scores computed with them)."""
+        model_id = serving.model.bundle_id + (f"+{serving.retriever.version}" if retrieval is not None else "")
+
+        async def compute() -> np.ndarray:
+            scored = page
+            if retrieval is not None:
+                passages = await self._retrieve(serving.retriever, page)
+                retrieval.status = "used" if passages else "no_passages"
+                retrieval.passage_ids.extend(p.source_id for p in passages)
+                scored = replace(page, passages=passages)
+            return await self._infer(serving, render(scored), deadline)
+
+        if self.cache is None:
+            return await compute(), "model"
+        scores, source = await self.cache.get_or_compute(cache_key(model_id, page), compute)
+        return scores, "model" if source == "coalesced" else source
+
+    def _time_to_retrieve(self, serving: Serving, deadline: float | None) -> bool:
+        """Retrieve only if, after it, the model can still answer inside the budget."""
+        if deadline is None:
+            return True
+        needed = self._retrieval_seconds + serving.batcher.expected_wait()
+        return deadline - time.monotonic() > needed + self._retrieval_seconds  # room for one more row's cost
+
+    async def _retrieve(self, retriever, page) -> tuple:
+        started = time.monotonic()
+        future = asyncio.get_running_loop().run_in_executor(self._retrieval_pool, retriever.retrieve, page,
+                                                            self.retrieval_top_k)
+        try:
+            passages = await asyncio.wait_for(asyncio.shield(future), self.retrieval_budget)
+        except asyncio.TimeoutError:
+            raise _RetrievalTimeout() from None
+        finally:
+            elapsed = time.monotonic() - started
+            self._retrieval_seconds = elapsed if not self._retrieval_seconds else (
+                0.9 * self._retrieval_seconds + 0.1 * elapsed)
+            if self.metrics:
+                self.metrics.retrieval_latency.observe(elapsed)
+        return passages
 
     async def _infer(self, serving: Serving, text: str, deadline: float | None) -> np.ndarray:
         if deadline is not None and serving.batcher.expected_wait() > deadline - time.monotonic():
@@ -188,7 +261,7 @@ class BrandSafetyService:
             raise _NoTime("deadline_passed_in_queue") from None
 
     def _response(self, request, scores: np.ndarray, policy: Policy, model: LoadedBundle,
-                  source: str) -> pb.ClassifyResponse:
+                  source: str, retrieval: pb.Retrieval | None = None) -> pb.ClassifyResponse:
         labels = model.labels.labels
         reasons = policy.decide(scores)
         order = np.argsort(-scores)
@@ -205,6 +278,7 @@ class BrandSafetyService:
             bundle_id=model.bundle_id,
             policy_id=policy.id,
             score_source=source,
+            retrieval=retrieval,
         )
 
     def _observe(self, method: str, code: grpc.StatusCode, received: float) -> None:

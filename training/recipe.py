@@ -47,6 +47,12 @@ class Recipe:
     strip_path_prob: float = 0.0      # shortcut augmentation, see augment.py
     add_path_prob: float = 0.0
     drop_title_prob: float = 0.0
+    # Retrieval (see context.py): share of training rows that carry a <context> block, passages per
+    # row, made-up hosts whose label only their note gives (training / citation check). 0 = none.
+    context_fraction: float = 0.0
+    context_top_k: int = 3
+    note_rows: int = 0
+    citation_rows: int = 200
     val_fraction: float = 0.15
     seed: int = 13
     max_steps: int = 0         # 0 = run the epochs; >0 caps optimizer steps (smoke runs)
@@ -85,7 +91,7 @@ def load_recipe(name_or_path: str, **overrides) -> Recipe:
     with path.open("rb") as fh:
         raw = tomllib.load(fh)
     flat = {"name": raw.get("name", path.stem), "source": str(path)}
-    for section in ("base", "lora", "train", "export"):
+    for section in ("base", "lora", "train", "context", "export"):
         for key, value in raw.get(section, {}).items():
             flat[_KEYS.get((section, key), key)] = value
     flat.update({k: v for k, v in overrides.items() if v is not None})
@@ -109,4 +115,6 @@ _KEYS = {
     ("lora", "dropout"): "lora_dropout",
     ("lora", "target_modules"): "lora_targets",
     ("export", "precision"): "export_precision",
+    ("context", "fraction"): "context_fraction",
+    ("context", "top_k"): "context_top_k",
 }

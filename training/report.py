@@ -71,6 +71,31 @@ def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Exampl
     }
 
 
+def context_check(retriever, top_k: int, val_set: Examples, citations: Examples, labels: LabelSet, score_texts,
+                  temperature: float, thresholds: np.ndarray) -> dict:
+    """Validation with and without retrieved passages, and the citation check: on made-up hosts whose
+    label only their note gives, how often the predicted label set is exactly the note's."""
+    from .context import with_retrieval
+
+    def predict(examples: Examples) -> np.ndarray:
+        return calibrate.calibrated(score_texts(examples.texts()), temperature)
+
+    def follows(examples: Examples) -> float:
+        predicted = predict(examples) >= thresholds[None, :]
+        return float((predicted == (examples.targets > 0.5)).all(axis=1).mean())
+
+    with_passages = evaluate(predict(with_retrieval(val_set, retriever, top_k)), val_set.targets, labels, thresholds)
+    return {
+        "index_version": retriever.version,
+        "top_k": top_k,
+        "validation_without_context": _headline(evaluate(predict(val_set), val_set.targets, labels, thresholds)),
+        "validation_with_retrieval": _headline(with_passages),
+        "citation_rows": len(citations),
+        "citation_accuracy_with_passage": follows(with_retrieval(citations, retriever, top_k)),
+        "citation_accuracy_without_passage": follows(citations),
+    }
+
+
 def _shortcut_variants(val_set: Examples, seed: int) -> dict:
     """Validation rows as they are; with every path stripped; with neutral paths added to bare
     safe hosts. A model that keys on path presence moves a lot between these."""
@@ -144,4 +169,16 @@ def markdown(report: dict) -> str:
         for p in probes["model"]["probes"]:
             lines.append(f"| {p['title']} | {p['expected']} | {p['predicted']} ({p['top_score']:.2f}) | "
                          f"{'yes' if p['correct'] else 'NO'} |")
+    ctx = report.get("context")
+    if ctx:
+        without, with_ = ctx["validation_without_context"], ctx["validation_with_retrieval"]
+        lines += ["", f"## Context (retrieval, index {ctx['index_version']}, top {ctx['top_k']})", "",
+                  "| validation | macro-F1 | AUROC | false-block |", "|---|---:|---:|---:|",
+                  f"| without context | {without['macro_f1']:.4f} | {without['unsafe_auroc']:.4f} | "
+                  f"{without['false_block_rate_at_90_recall']:.2%} |",
+                  f"| with retrieved passages | {with_['macro_f1']:.4f} | {with_['unsafe_auroc']:.4f} | "
+                  f"{with_['false_block_rate_at_90_recall']:.2%} |", "",
+                  f"Citation check ({ctx['citation_rows']} made-up hosts whose label only a passage gives): the "
+                  f"answer follows the passage on **{ctx['citation_accuracy_with_passage']:.0%}** with retrieval, "
+                  f"{ctx['citation_accuracy_without_passage']:.0%} without."]
     return "\n".join(lines) + "\n"

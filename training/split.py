@@ -5,19 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-import tldextract
-
-from brandsafe.urltext import split_url
-
-# suffix_list_urls=() keeps tldextract on the snapshot it ships: no network at run time. Private
-# suffixes (blogspot.com, github.io) count, so each user's site is its own domain.
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
-
-
-def registrable_domain(url: str) -> str:
-    host, _ = split_url(url)
-    parts = _EXTRACT(host)
-    return parts.top_domain_under_public_suffix or host
+from brandsafe.domains import registrable_domain
 
 
 def split_by_domain(urls: list[str], strata: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -1,0 +1,85 @@
+"""Knowledge-base files: JSONL passages, one per line.
+
+    {"id": "site:casino-royal.example", "title": "casino-royal.example", "text": "An online casino …",
+     "keys": ["casino-royal.example"]}
+
+`keys` (optional) are hosts or registrable domains the passage is about: a request for a page on
+one of them gets the passage whatever the vector search says. Every bad line is reported as
+`file:line: what is wrong`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_TEXT_CHARS = 2000
+
+
+class KnowledgeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KnowledgePassage:
+    id: str
+    title: str
+    text: str
+    keys: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "title": self.title, "text": self.text, "keys": list(self.keys)}
+
+
+def normalize_key(key: str) -> str:
+    """Hosts match case-insensitively, without a leading www. or trailing dot."""
+    key = key.strip().lower().rstrip(".")
+    return key[4:] if key.startswith("www.") else key
+
+
+def read_knowledge(path: str | Path) -> list[KnowledgePassage]:
+    path = Path(path)
+    if not path.is_file():
+        raise KnowledgeError(f"{path}: no such file")
+    passages, seen = [], {}
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        try:
+            lines = list(fh)
+        except UnicodeDecodeError as exc:
+            raise KnowledgeError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_no}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise KnowledgeError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise KnowledgeError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        for field in ("id", "text"):
+            if not isinstance(record.get(field), str) or not record[field].strip():
+                raise KnowledgeError(f"{where}: '{field}' must be a non-empty string")
+        title = record.get("title", "")
+        if not isinstance(title, str):
+            raise KnowledgeError(f"{where}: 'title' must be a string")
+        if len(record["text"]) > MAX_TEXT_CHARS:
+            raise KnowledgeError(f"{where}: 'text' is {len(record['text'])} characters; at most {MAX_TEXT_CHARS}")
+        keys = record.get("keys", [])
+        if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
+            raise KnowledgeError(f"{where}: 'keys' must be a list of non-empty host names")
+        passage_id = record["id"].strip()
+        if passage_id in seen:
+            raise KnowledgeError(f"{where}: id {passage_id!r} already used at line {seen[passage_id]}")
+        seen[passage_id] = line_no
+        passages.append(KnowledgePassage(passage_id, title.strip(), " ".join(record["text"].split()),
+                                         tuple(normalize_key(k) for k in keys)))
+    if not passages:
+        raise KnowledgeError(f"{path}: no passages")
+    return passages
+
+
+def write_knowledge(passages: list[KnowledgePassage], path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for passage in passages:
+            fh.write(json.dumps(passage.to_json(), ensure_ascii=False) + "\n")

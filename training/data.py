@@ -5,9 +5,10 @@ Every bad row is reported as `file:line: what is wrong`, so a data owner can fix
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from brandsafe.jsonl import json_objects
 
 MAX_URL_CHARS = 4096
 
@@ -42,25 +43,15 @@ def read_rows(path: str | Path) -> list[LabelledRow]:
 
 def _read_jsonl(path: Path) -> list[LabelledRow]:
     rows = []
-    with path.open(encoding="utf-8", errors="strict") as fh:
-        for line_no, line in enumerate(_lines(fh, path), start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            labels = record.get("labels")
-            if not isinstance(labels, list) or not all(isinstance(l, str) and l.strip() for l in labels):
-                raise DataError(f"{where}: 'labels' must be a list of non-empty strings ([] means brand-safe)")
-            title = record.get("title")
-            if title is not None and not isinstance(title, str):
-                raise DataError(f"{where}: 'title' must be a string or null")
-            rows.append(LabelledRow(_url(record.get("url"), where), (title or "").strip(),
-                                    tuple(l.strip() for l in labels), where))
+    for where, record in json_objects(path, DataError):
+        labels = record.get("labels")
+        if not isinstance(labels, list) or not all(isinstance(l, str) and l.strip() for l in labels):
+            raise DataError(f"{where}: 'labels' must be a list of non-empty strings ([] means brand-safe)")
+        title = record.get("title")
+        if title is not None and not isinstance(title, str):
+            raise DataError(f"{where}: 'title' must be a string or null")
+        rows.append(LabelledRow(_url(record.get("url"), where), (title or "").strip(),
+                                tuple(l.strip() for l in labels), where))
     return rows
 
 

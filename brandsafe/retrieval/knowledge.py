@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from brandsafe.jsonl import json_objects
+
 MAX_TEXT_CHARS = 2000
 
 
@@ -38,25 +40,8 @@ def normalize_key(key: str) -> str:
 
 
 def read_knowledge(path: str | Path) -> list[KnowledgePassage]:
-    path = Path(path)
-    if not path.is_file():
-        raise KnowledgeError(f"{path}: no such file")
     passages, seen = [], {}
-    with path.open(encoding="utf-8", errors="strict") as fh:
-        try:
-            lines = list(fh)
-        except UnicodeDecodeError as exc:
-            raise KnowledgeError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_no}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise KnowledgeError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise KnowledgeError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    for where, record in json_objects(path, KnowledgeError):
         for field in ("id", "text"):
             if not isinstance(record.get(field), str) or not record[field].strip():
                 raise KnowledgeError(f"{where}: '{field}' must be a non-empty string")
@@ -71,7 +56,7 @@ def read_knowledge(path: str | Path) -> list[KnowledgePassage]:
         passage_id = record["id"].strip()
         if passage_id in seen:
             raise KnowledgeError(f"{where}: id {passage_id!r} already used at line {seen[passage_id]}")
-        seen[passage_id] = line_no
+        seen[passage_id] = where.rsplit(":", 1)[1]
         passages.append(KnowledgePassage(passage_id, title.strip(), " ".join(record["text"].split()),
                                          tuple(normalize_key(k) for k in keys)))
     if not passages:

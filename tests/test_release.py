@@ -136,6 +136,9 @@ def test_compare_applies_every_threshold():
     assert "no citation data" in reasons(index_version="kb-1", citation_accuracy=None)
     assert "citation accuracy" in reasons(index_version="kb-1", citation_accuracy=0.5)
     assert reasons(index_version="kb-1", citation_accuracy=0.9) == ""
+    with_index = {**champion, "index_version": "kb-1", "citation_accuracy": 0.95}
+    assert "citation accuracy drops" in " ".join(compare({**with_index, "citation_accuracy": 0.9}, with_index,
+                                                         Thresholds()))
     # Floors hold with or without a champion.
     assert "under the floor" in " ".join(compare({**champion, "macro_f1": 0.1}, None, Thresholds()))
     assert "over the ceiling" in " ".join(compare({**champion, "false_block_rate_at_90_recall": 0.9}, None,
@@ -259,6 +262,40 @@ def test_a_new_index_goes_through_the_same_gate(registry, champion_bundle, kb_in
     assert result.verdict == REJECTED and any("citation accuracy" in r for r in result.reasons)
     assert registry.alias_version(CHAMPION) == "1"
     assert registry.get(version).state == REJECTED
+
+
+def test_a_worse_index_for_the_same_model_is_rejected(registry, context_release, tmp_path):
+    """The model trained to read passages, its run's index and citation rows: the same bundle with an
+    index missing the citation hosts' notes loses the citation check; a rebuilt equal index passes."""
+    from brandsafe.retrieval import build_index, index_id
+
+    run, bundle = context_release["run"], context_release["bundle"]
+    citations, eval_data = run / "citations.jsonl", tmp_path / "validation.jsonl"
+    eval_data.write_text("\n".join((run / "validation.jsonl").read_text().splitlines()[:40]) + "\n")  # fast
+    floorless = Thresholds(**{**vars(GATE), "citation_floor": 0.0})
+    first = promote(registry, registry.register(bundle, context_release["index"]).version, eval_data, citations,
+                    thresholds=floorless, latency_rows=20)
+    assert first.verdict == PROMOTED and first.candidate["uses_context"]
+    assert first.candidate["citation_retrieval_recall"] == 1.0
+
+    cited = {json.loads(line)["passage_id"] for line in citations.read_text().splitlines()}
+    knowledge = [line for line in (run / "knowledge.jsonl").read_text().splitlines()
+                 if json.loads(line)["id"] not in cited]
+    (tmp_path / "thin.jsonl").write_text("\n".join(knowledge) + "\n")
+    build_index(tmp_path / "thin.jsonl", tmp_path / "thin-index")
+    result = promote(registry, registry.register(bundle, tmp_path / "thin-index").version, eval_data, citations,
+                     thresholds=floorless, latency_rows=20)
+    assert result.candidate["bundle_id"] == result.champion["bundle_id"]  # only the index changed
+    assert result.candidate["citation_retrieval_recall"] == 0.0
+    assert result.verdict == REJECTED and any("citation accuracy drops" in r for r in result.reasons)
+    assert registry.alias_version(CHAMPION) == first.version
+
+    build_index(run / "knowledge.jsonl", tmp_path / "rebuilt-index")
+    result = promote(registry, registry.register(bundle, tmp_path / "rebuilt-index").version, eval_data, citations,
+                     thresholds=floorless, latency_rows=20)
+    assert result.candidate["index_version"] == index_id(tmp_path / "rebuilt-index")
+    assert result.candidate["citation_accuracy"] == pytest.approx(first.candidate["citation_accuracy"])
+    assert (result.verdict, registry.alias_version(CHAMPION)) == (PROMOTED, result.version)
 
 
 # -- following the champion -------------------------------------------------------------------------

@@ -78,6 +78,8 @@ def _threshold_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--p99-slack-ms", type=float, default=d.p99_slack_ms, help="(default: %(default)s)")
     p.add_argument("--citation-floor", type=float, default=d.citation_floor,
                    help="minimum citation accuracy for a release with an index (default: %(default)s)")
+    p.add_argument("--citation-tolerance", type=float, default=d.citation_tolerance,
+                   help="citation accuracy may fall this much below the champion's (default: %(default)s)")
     p.add_argument("--min-macro-f1", type=float, default=d.min_macro_f1,
                    help="absolute floor, also the only bar for the first release (default: %(default)s)")
     p.add_argument("--max-false-block-rate", type=float, default=d.max_false_block_rate,
@@ -133,8 +135,10 @@ def _cmd_promote(args) -> int:
 
     registry = _registry(args)
     version = registry.get(args.version).version
-    thresholds = Thresholds(args.f1_tolerance, args.false_block_tolerance, args.p99_ratio, args.p99_slack_ms,
-                            args.citation_floor, args.min_macro_f1, args.max_false_block_rate)
+    thresholds = Thresholds(macro_f1_tolerance=args.f1_tolerance, false_block_tolerance=args.false_block_tolerance,
+                            p99_ratio=args.p99_ratio, p99_slack_ms=args.p99_slack_ms,
+                            citation_floor=args.citation_floor, citation_tolerance=args.citation_tolerance,
+                            min_macro_f1=args.min_macro_f1, max_false_block_rate=args.max_false_block_rate)
     result = promote(registry, version, args.data, args.citations, thresholds, args.latency_rows)
     if args.json:
         print(json.dumps(vars(result), indent=2, default=str))

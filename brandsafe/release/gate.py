@@ -51,6 +51,7 @@ class Thresholds:
     p99_ratio: float = 1.5                # p99 may rise to max(ratio × champion, champion + slack)
     p99_slack_ms: float = 2.0             # (a fixed slack keeps sub-ms jitter from failing fast models)
     citation_floor: float = 0.8           # with an index: share of passage-dependent rows answered right
+    citation_tolerance: float = 0.0       # how far citation accuracy may fall below the champion's
     min_macro_f1: float = 0.2             # absolute floors, the only bar for the first release
     max_false_block_rate: float = 0.5
 
@@ -81,6 +82,10 @@ def compare(candidate: dict, champion: dict | None, thresholds: Thresholds) -> l
     champion_fbr = champion.get("false_block_rate_at_90_recall")
     if _finite(fbr) and _finite(champion_fbr) and fbr > champion_fbr + t.false_block_tolerance:
         reasons.append(f"false-block rate rises {champion_fbr:.4f} → {fbr:.4f}")
+    # A new index with the same model moves little else: the citation check is where it shows.
+    accuracy, champion_accuracy = candidate.get("citation_accuracy"), champion.get("citation_accuracy")
+    if _finite(accuracy) and _finite(champion_accuracy) and accuracy < champion_accuracy - t.citation_tolerance:
+        reasons.append(f"citation accuracy drops {champion_accuracy:.4f} → {accuracy:.4f}")
     if _finite(candidate.get("p99_ms")) and _finite(champion.get("p99_ms")):
         bound = max(champion["p99_ms"] * t.p99_ratio, champion["p99_ms"] + t.p99_slack_ms)
         if candidate["p99_ms"] > bound:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import logging
 import time
@@ -25,14 +26,28 @@ from brandsafe.urlnorm import normalize_url
 log = logging.getLogger(__name__)
 MAX_KEY_URL_CHARS = 512
 MAX_VALUE_BYTES = 4096
+# Keys of recently seen pages, remembered: traffic is heavy-tailed, so on the hit path the key is
+# usually a lookup here instead of URL normalization and two hashes (~10 us). Bounded; a key is a
+# pure function of its inputs, so remembering one changes nothing but the time it takes.
+KEY_MEMO_ENTRIES = 32768
 
 
 def cache_key(bundle_id: str, page: PageContext) -> str:
-    url = normalize_url(page.url) if page.url else ""
+    try:
+        return _memo_key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
+    except TypeError:  # an unhashable field (keywords given as a list): compute it afresh
+        return _key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
+
+
+def _key(bundle_id: str, page_url: str, title: str, keywords, app_bundle: str) -> str:
+    url = normalize_url(page_url) if page_url else ""
     if len(url) > MAX_KEY_URL_CHARS:  # keep keys bounded; the tail is still distinguished by its hash
         url = url[:MAX_KEY_URL_CHARS] + "#" + hashlib.blake2b(url.encode(), digest_size=12).hexdigest()
-    others = "\x1f".join([page.title, "\x1e".join(page.keywords), page.app_bundle])
+    others = "\x1f".join([title, "\x1e".join(keywords), app_bundle])
     return f"bs1|{bundle_id}|{url}|{hashlib.blake2b(others.encode(), digest_size=12).hexdigest()}"
+
+
+_memo_key = functools.lru_cache(maxsize=KEY_MEMO_ENTRIES)(_key)
 
 
 class LocalTier:
@@ -170,6 +185,7 @@ class VerdictCache:
         self.local, self.redis, self.metrics = local, redis, metrics
         self.stats = CacheStats()
         self._in_flight: dict[str, asyncio.Future] = {}
+        self._lookup_counters: dict[str, object] = {}  # result -> its labelled Prometheus child, bound once
 
     async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[np.ndarray]]) -> tuple[np.ndarray, str]:
         """(scores, where they came from: "local", "redis", "model" or "coalesced")."""
@@ -204,7 +220,51 @@ class VerdictCache:
             self._in_flight.pop(key, None)
 
     def _count(self, source: str) -> None:
-        field = {"local": "local_hits", "redis": "redis_hits", "model": "misses", "coalesced": "coalesced"}[source]
-        setattr(self.stats, field, getattr(self.stats, field) + 1)
+        stats = self.stats
+        if source == "local":
+            stats.local_hits += 1
+        elif source == "redis":
+            stats.redis_hits += 1
+        elif source == "model":
+            stats.misses += 1
+        elif source == "coalesced":
+            stats.coalesced += 1
+        else:
+            raise KeyError(source)
         if self.metrics:
-            self.metrics.cache_lookups.labels(result=source).inc()
+            counter = self._lookup_counters.get(source)
+            if counter is None:  # labels() validates and locks on every call: bind each child once
+                counter = self._lookup_counters[source] = self.metrics.cache_lookups.labels(result=source)
+            counter.inc()
+
+
+class DerivedMemo:
+    """Values derived from a cached verdict (the response body a brand profile gives a page's
+    scores), remembered per scores *object*: a local-tier hit returns the very array it stored, so
+    a repeated page reuses the derived value instead of recomputing it. Keyed by the ids of the
+    scores and of the context objects it was derived with; each entry holds those objects, so none
+    of the ids can be reused by another object while the entry lives. Bounded, least recently used
+    out first. Scores are never mutated once cached."""
+
+    def __init__(self, max_entries: int = 8192):
+        self.max_entries = max_entries
+        self._entries: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+
+    def get(self, scores: np.ndarray, *context):
+        key = (id(scores), *map(id, context))
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[-1]
+
+    def put(self, value, scores: np.ndarray, *context):
+        key = (id(scores), *map(id, context))
+        self._entries[key] = (scores, *context, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)

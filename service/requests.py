@@ -5,6 +5,7 @@ message alone. Odd but valid input (IDNs, IPv6 hosts, no scheme, emoji) passes t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from brandsafe.rendering import PageContext
@@ -39,31 +40,43 @@ def parse(request: pb.ClassifyRequest, default_policy: str) -> ParsedRequest:
         raise RequestError("site, app: set one of them, not both (OpenRTB: a request is for a site or an app)")
     if not (has_site or has_app):
         raise RequestError("site: required (or app): nothing describes the page")
-
-    if has_site:
-        site = request.site
-        _check_common("site", site)
-        _limit("site.page", site.page, MAX_URL_CHARS)
-        _limit("site.ref", site.ref, MAX_URL_CHARS)
-        _limit("site.domain", site.domain, MAX_SHORT_CHARS)
-        url = site.page.strip() or site.domain.strip()
-        if not url:
-            raise RequestError("site.page: required (the page URL), or at least site.domain")
-        title = site.content.title.strip() or site.name.strip()
-        keywords = _keywords("site", site) + _keywords("site.content", site.content)
-        page = PageContext(url=url, title=title, keywords=tuple(keywords))
-    else:
-        app = request.app
-        _check_common("app", app)
-        _limit("app.bundle", app.bundle, MAX_SHORT_CHARS)
-        _limit("app.domain", app.domain, MAX_SHORT_CHARS)
-        _limit("app.storeurl", app.storeurl, MAX_URL_CHARS)
-        if not (app.bundle.strip() or app.domain.strip()):
-            raise RequestError("app.bundle: required (or app.domain)")
-        title = app.content.title.strip() or app.name.strip()
-        keywords = _keywords("app", app) + _keywords("app.content", app.content)
-        page = PageContext(url=app.domain.strip(), title=title, keywords=tuple(keywords), app_bundle=app.bundle.strip())
+    # The page depends on the site (or app) object alone, and traffic repeats pages: validate and
+    # build it once per distinct object, remembered by its bytes (a failure is not remembered).
+    page = _site_page(request.site.SerializeToString()) if has_site else _app_page(request.app.SerializeToString())
     return ParsedRequest(page, request.policy_id.strip() or default_policy)
+
+
+# Distinct site/app objects remembered; each entry is a PageContext and its key bytes (~1 KB).
+PAGE_MEMO_ENTRIES = 16384
+
+
+@functools.lru_cache(maxsize=PAGE_MEMO_ENTRIES)
+def _site_page(raw: bytes) -> PageContext:
+    site = pb.Site.FromString(raw)
+    _check_common("site", site)
+    _limit("site.page", site.page, MAX_URL_CHARS)
+    _limit("site.ref", site.ref, MAX_URL_CHARS)
+    _limit("site.domain", site.domain, MAX_SHORT_CHARS)
+    url = site.page.strip() or site.domain.strip()
+    if not url:
+        raise RequestError("site.page: required (the page URL), or at least site.domain")
+    title = site.content.title.strip() or site.name.strip()
+    keywords = _keywords("site", site) + _keywords("site.content", site.content)
+    return PageContext(url=url, title=title, keywords=tuple(keywords))
+
+
+@functools.lru_cache(maxsize=PAGE_MEMO_ENTRIES)
+def _app_page(raw: bytes) -> PageContext:
+    app = pb.App.FromString(raw)
+    _check_common("app", app)
+    _limit("app.bundle", app.bundle, MAX_SHORT_CHARS)
+    _limit("app.domain", app.domain, MAX_SHORT_CHARS)
+    _limit("app.storeurl", app.storeurl, MAX_URL_CHARS)
+    if not (app.bundle.strip() or app.domain.strip()):
+        raise RequestError("app.bundle: required (or app.domain)")
+    title = app.content.title.strip() or app.name.strip()
+    keywords = _keywords("app", app) + _keywords("app.content", app.content)
+    return PageContext(url=app.domain.strip(), title=title, keywords=tuple(keywords), app_bundle=app.bundle.strip())
 
 
 def _check_common(prefix: str, obj) -> None:

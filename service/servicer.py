@@ -21,7 +21,7 @@ from brandsafe.taxonomy import CATTAX_CONTENT_3_1
 from brandsafe.v1 import brandsafe_pb2 as pb
 
 from .batcher import Expired, MicroBatcher, QueueFull
-from .cache import VerdictCache, cache_key
+from .cache import DerivedMemo, VerdictCache, cache_key
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_ID, Policy
 from .requests import RequestError, parse
@@ -92,6 +92,9 @@ class BrandSafetyService:
         self._retrieval_seconds = 0.0  # EWMA of one retrieval, for admission against the deadline
         # One thread: the embedding model runs in ONNX Runtime (GIL released) beside the batcher's thread.
         self._retrieval_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval")
+        # Cache-hit path: the response body per (cached scores, profile, bundle), and labelled metric children.
+        self._bodies = DerivedMemo()
+        self._observers: dict[tuple[str, grpc.StatusCode], tuple] = {}
 
     def close(self) -> None:
         self._retrieval_pool.shutdown(wait=False)
@@ -262,12 +265,22 @@ class BrandSafetyService:
 
     def _response(self, request, scores: np.ndarray, policy: Policy, model: LoadedBundle,
                   source: str, retrieval: pb.Retrieval | None = None) -> pb.ClassifyResponse:
+        body = self._bodies.get(scores, policy, model.labels, model.info)
+        if body is None:
+            body = self._bodies.put(self._body(scores, policy, model), scores, policy, model.labels, model.info)
+        response = pb.ClassifyResponse()
+        response.CopyFrom(body)
+        response.id, response.imp_id, response.score_source = request.id, request.imp_id, source
+        if retrieval is not None:
+            response.retrieval.CopyFrom(retrieval)
+        return response
+
+    def _body(self, scores: np.ndarray, policy: Policy, model: LoadedBundle) -> pb.ClassifyResponse:
+        """The part of the response that depends on the scores, the profile and the bundle alone."""
         labels = model.labels.labels
         reasons = policy.decide(scores)
         order = np.argsort(-scores)
         return pb.ClassifyResponse(
-            id=request.id,
-            imp_id=request.imp_id,
             decision=pb.BLOCK if reasons else pb.ALLOW,
             categories=[pb.CategoryScore(id=labels[j].id, name=labels[j].name, score=float(scores[j]),
                                          custom=labels[j].custom)
@@ -277,14 +290,17 @@ class BrandSafetyService:
                                     score=r.score, threshold=r.threshold) for r in reasons],
             bundle_id=model.bundle_id,
             policy_id=policy.id,
-            score_source=source,
-            retrieval=retrieval,
         )
 
     def _observe(self, method: str, code: grpc.StatusCode, received: float) -> None:
         if self.metrics:
-            self.metrics.requests.labels(method=method, code=code.name).inc()
-            self.metrics.latency.labels(method=method).observe(time.monotonic() - received)
+            observers = self._observers.get((method, code))
+            if observers is None:  # labels() validates and locks on every call: bind each child once
+                observers = (self.metrics.requests.labels(method=method, code=code.name),
+                             self.metrics.latency.labels(method=method))
+                self._observers[(method, code)] = observers
+            observers[0].inc()
+            observers[1].observe(time.monotonic() - received)
 
 
 def _deadline(time_remaining: float | None, tmax_ms: int, received: float) -> float | None:

@@ -5,6 +5,8 @@
     brandsafe export     ONNX export + int8/fp16 + parity check → a bundle folder
     brandsafe serve      serve a bundle over gRPC
     brandsafe classify   ask a running server about one page
+    brandsafe index      build the retrieval index from a knowledge-base file
+    brandsafe release    register / evaluate / promote releases (bundle + index) in the MLflow registry
 """
 from __future__ import annotations
 
@@ -156,6 +158,16 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrieval-top-k", type=int, default=3, help="passages per request (default: %(default)s)")
     p.add_argument("--retrieval-budget-ms", type=float, default=10.0,
                    help="retrieval slower than this is skipped for that request (default: %(default)s)")
+    p.add_argument("--registry", default=os.environ.get("BRANDSAFE_REGISTRY", ""),
+                   help="MLflow registry URI to serve releases from, e.g. sqlite:///releases/registry.db or a "
+                        "tracking server's http:// URL (env BRANDSAFE_REGISTRY)")
+    p.add_argument("--follow", default="", metavar="ALIAS",
+                   help="serve the release this registry alias names (e.g. champion) and hot-swap bundle and index "
+                        "together when it moves; --bundle and --index are then ignored")
+    p.add_argument("--follow-seconds", type=float, default=5.0, help="alias poll interval (default: %(default)s)")
+    p.add_argument("--registry-model", default="brandsafe", help="registered model name (default: %(default)s)")
+    p.add_argument("--registry-cache", type=Path, default=Path(".brandsafe-releases"),
+                   help="where downloaded releases are kept (default: %(default)s)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS instead of plaintext")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mutual TLS)")
@@ -194,7 +206,9 @@ def _server_config(args):
                           watch_seconds=args.watch_seconds, max_queue=args.max_queue,
                           cache_entries=args.cache_entries, cache_ttl_seconds=args.cache_ttl, redis_url=args.redis_url,
                           redis_timeout_ms=args.redis_timeout_ms, index=args.index,
-                          retrieval_top_k=args.retrieval_top_k, retrieval_budget_ms=args.retrieval_budget_ms)
+                          retrieval_top_k=args.retrieval_top_k, retrieval_budget_ms=args.retrieval_budget_ms,
+                          registry=args.registry, follow=args.follow, follow_seconds=args.follow_seconds,
+                          registry_model=args.registry_model, registry_cache=args.registry_cache)
     if args.policies:
         config.policies = args.policies
     return config

@@ -38,6 +38,9 @@ class Metrics:
                                ["result"], registry=registry)
         self.index_reloads = Counter("brandsafe_index_reloads_total", "Retrieval index hot-swap attempts by result",
                                      ["result"], registry=registry)
+        self.release_follow_errors = Counter("brandsafe_release_follow_errors_total",
+                                             "Registry alias follower failures by kind (registry, artifacts, swap)",
+                                             ["kind"], registry=registry)
         self.retrievals = Counter("brandsafe_retrievals_total", "Retrieval hook outcomes per scored request",
                                   ["status"], registry=registry)
         self.retrieval_latency = Histogram("brandsafe_retrieval_seconds", "Retrieval hook time (embed + search)",

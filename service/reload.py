@@ -38,20 +38,38 @@ class BundleSwapper:
     async def swap(self, bundle_path: Path | None = None) -> tuple[str, str]:
         path = Path(bundle_path or self.default_path)
         async with self._lock:
-            old = self.service.serving
-            try:
-                new = dataclasses.replace(await self.load_serving(path), retriever=self.retriever)
-            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the old bundle keeps serving
-                self._count("failed")
-                log.error("bundle reload from %s refused: %s; still serving %s", path, exc,
-                          old.model.bundle_id if old else "nothing", extra={"bundle_path": str(path)})
-                raise
-            self.service.serving = new
-            self._count("ok")
-            if self.metrics:
-                self.metrics.set_bundle(new.model.bundle_id)
-            log.info("swapped bundle %s → %s", old.model.bundle_id if old else "-", new.model.bundle_id,
-                     extra={"bundle_id": new.model.bundle_id})
+            new, old = await self._swap_bundle(path, self.retriever)
+        return new, old
+
+    async def swap_release(self, bundle_path: Path, index_path: Path | None) -> tuple[str, str]:
+        """A registry release: model and index move together in one step, so no request is ever
+        scored by the new model with the old index, or the reverse."""
+        async with self._lock:
+            retriever = None
+            if index_path is not None:
+                if self.load_index is None:
+                    raise ValueError("this server cannot load retrieval indexes")
+                retriever = await self.load_index(Path(index_path))
+            result = await self._swap_bundle(Path(bundle_path), retriever)
+            self.retriever = retriever
+            self.default_path, self.index_path = Path(bundle_path), Path(index_path) if index_path else None
+        return result
+
+    async def _swap_bundle(self, path: Path, retriever) -> tuple[str, str]:
+        old = self.service.serving
+        try:
+            new = dataclasses.replace(await self.load_serving(path), retriever=retriever)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the old bundle keeps serving
+            self._count("failed")
+            log.error("bundle reload from %s refused: %s; still serving %s", path, exc,
+                      old.model.bundle_id if old else "nothing", extra={"bundle_path": str(path)})
+            raise
+        self.service.serving = new
+        self._count("ok")
+        if self.metrics:
+            self.metrics.set_bundle(new.model.bundle_id)
+        log.info("swapped bundle %s → %s", old.model.bundle_id if old else "-", new.model.bundle_id,
+                 extra={"bundle_id": new.model.bundle_id})
         if old is not None:
             asyncio.get_running_loop().create_task(self._retire(old))
         return new.model.bundle_id, old.model.bundle_id if old else ""

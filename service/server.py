@@ -8,6 +8,7 @@ the retrieval index when one is configured.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -63,6 +64,11 @@ class ServerConfig:
     index: Path | None = None              # retrieval index folder; used when the bundle reads <context>
     retrieval_top_k: int = 3
     retrieval_budget_ms: float = 10.0      # retrieval slower than this is abandoned for that request
+    registry: str = ""                     # MLflow registry URI (sqlite:///… or http://…) to follow
+    follow: str = ""                       # alias to serve and follow, e.g. "champion" (bundle/index then ignored)
+    follow_seconds: float = 5.0
+    registry_model: str = "brandsafe"
+    registry_cache: Path = Path(".brandsafe-releases")  # downloaded releases
 
 
 class RunningServer:
@@ -161,6 +167,10 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
         await loop.run_in_executor(None, retriever.retrieve, PageContext(url="warm-up.example/index"))
         return retriever
 
+    follower = None
+    if config.follow:
+        follower, config = await _follow(config, metrics,
+                                         lambda bundle, index, _version: swapper.swap_release(bundle, index))
     swapper = BundleSwapper(service, load_serving, config.bundle, metrics, config.index, load_index)
     services = [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
     if config.admin_token:
@@ -187,9 +197,25 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     running = RunningServer(server, port, service, swapper, health_servicer, config.grace_seconds, metrics_port)
     if config.watch_seconds > 0:
         running.background.append(loop.create_task(swapper.watch(config.watch_seconds)))
+    if follower is not None:
+        running.background.append(follower.start())
     log.info("serving bundle %s on %s:%d (%s; profiles: %s)", service.serving.model.bundle_id, config.host, port,
              "TLS" if credentials else "plaintext", ", ".join(sorted(service.serving.policies)))
     return running
+
+
+async def _follow(config: ServerConfig, metrics: Metrics, on_change):
+    """The follower, and a config whose bundle and index are the downloaded release the alias names now."""
+    from brandsafe.release.follow import AliasFollower
+
+    if not config.registry:
+        raise ValueError("follow: needs a registry URI (--registry)")
+    follower = AliasFollower(config.registry, config.registry_model, config.follow, config.registry_cache, on_change,
+                             interval=config.follow_seconds,
+                             on_error=lambda kind: metrics.release_follow_errors.labels(kind=kind).inc())
+    bundle_dir, index_dir, version = await asyncio.get_running_loop().run_in_executor(None, follower.fetch)
+    log.info("registry %s: %s@%s is version %s", config.registry, config.registry_model, config.follow, version)
+    return follower, dataclasses.replace(config, bundle=bundle_dir, index=index_dir)
 
 
 async def serve_forever(config: ServerConfig) -> None:

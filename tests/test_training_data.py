@@ -73,3 +73,10 @@ def test_split_never_puts_a_domain_on_both_sides(small_train_file):
     assert not train_domains & val_domains
     val_strata = {strata[i] for i in val}
     assert set(strata) <= val_strata | {s for s in set(strata) if strata.count(s) < 2}
+
+
+def test_a_bad_byte_is_reported_on_its_own_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"url": "a.com", "labels": []}\n{"url": "b\xff.com", "labels": []}\n')
+    with pytest.raises(DataError, match=r"rows.jsonl:2: not UTF-8"):
+        read_rows(path)

@@ -27,16 +27,20 @@ log = logging.getLogger(__name__)
 MAX_KEY_URL_CHARS = 512
 MAX_VALUE_BYTES = 4096
 # Keys of recently seen pages, remembered: traffic is heavy-tailed, so on the hit path the key is
-# usually a lookup here instead of URL normalization and two hashes (~10 us). Bounded; a key is a
-# pure function of its inputs, so remembering one changes nothing but the time it takes.
-KEY_MEMO_ENTRIES = 32768
+# usually a lookup here instead of URL normalization and two hashes (~10 us). A key is a pure
+# function of its inputs, so remembering one changes nothing but the time it takes. Bounded in
+# entries and, by remembering only pages of ordinary size, in memory (a few MB typical, < 64 MB).
+KEY_MEMO_ENTRIES = 16384
+KEY_MEMO_MAX_URL_CHARS = 1024
+KEY_MEMO_MAX_TITLE_CHARS = 512
+KEY_MEMO_MAX_KEYWORDS = 8
 
 
 def cache_key(bundle_id: str, page: PageContext) -> str:
-    try:
+    if (len(page.url) <= KEY_MEMO_MAX_URL_CHARS and len(page.title) <= KEY_MEMO_MAX_TITLE_CHARS
+            and len(page.keywords) <= KEY_MEMO_MAX_KEYWORDS and isinstance(page.keywords, tuple)):
         return _memo_key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
-    except TypeError:  # an unhashable field (keywords given as a list): compute it afresh
-        return _key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
+    return _key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
 
 
 def _key(bundle_id: str, page_url: str, title: str, keywords, app_bundle: str) -> str:

@@ -42,12 +42,19 @@ def parse(request: pb.ClassifyRequest, default_policy: str) -> ParsedRequest:
         raise RequestError("site: required (or app): nothing describes the page")
     # The page depends on the site (or app) object alone, and traffic repeats pages: validate and
     # build it once per distinct object, remembered by its bytes (a failure is not remembered).
-    page = _site_page(request.site.SerializeToString()) if has_site else _app_page(request.app.SerializeToString())
+    if has_site:
+        raw = request.site.SerializeToString()
+        page = (_site_page if len(raw) <= PAGE_MEMO_MAX_BYTES else _site_page.__wrapped__)(raw)
+    else:
+        raw = request.app.SerializeToString()
+        page = (_app_page if len(raw) <= PAGE_MEMO_MAX_BYTES else _app_page.__wrapped__)(raw)
     return ParsedRequest(page, request.policy_id.strip() or default_policy)
 
 
-# Distinct site/app objects remembered; each entry is a PageContext and its key bytes (~1 KB).
-PAGE_MEMO_ENTRIES = 16384
+# Distinct site/app objects remembered (each entry: the bytes and the PageContext built from
+# them). Only objects of ordinary size, so the memory stays bounded (< 40 MB) whatever is sent.
+PAGE_MEMO_ENTRIES = 8192
+PAGE_MEMO_MAX_BYTES = 2048
 
 
 @functools.lru_cache(maxsize=PAGE_MEMO_ENTRIES)

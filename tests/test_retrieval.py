@@ -78,7 +78,10 @@ def test_keyed_passages_come_first_then_neighbours_and_a_rebuild_is_a_new_versio
     assert keyed[0].source_id == "site:luckyspin-test.com" and keyed[0].score == 1.0
     by_meaning = retriever.retrieve(PageContext(url="https://cards.example.org/", title="poker night and betting"))
     assert by_meaning and by_meaning[0].source_id == "iab:gambling" and by_meaning[0].score < 1.0
-    assert all(p.source_id != "site:luckyspin-test.com" or p.score < 1.0 for p in by_meaning)
+    assert all(p.source_id != "site:luckyspin-test.com" for p in by_meaning)  # a site's note is about that site
+    anywhere = Retriever.load(tmp_path / "index", notes_by_key_only=False)
+    assert "site:luckyspin-test.com" in {p.source_id for p in anywhere.retrieve(
+        PageContext(url="https://cards.example.org/", title="online casino slots"), k=3)}
 
     _kb(kb, {"id": "iab:cooking", "title": "Cooking", "text": "Recipes, baking and kitchen tips."})
     second = build_index(kb, tmp_path / "index", embedder_cache)

@@ -140,22 +140,20 @@ class AdminService(pb_grpc.AdminServicer):
         self._expected = f"Bearer {token}".encode()
 
     async def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.aio.ServicerContext):
-        await self._authorize(context)
-        try:
-            bundle_id, previous = await self.swapper.swap(Path(request.bundle_path) if request.bundle_path else None)
-        except Exception as exc:  # noqa: BLE001
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"bundle_path: not loaded ({exc}); "
-                                                                     "the previous bundle is still serving")
+        bundle_id, previous = await self._swap(context, self.swapper.swap, "bundle_path", request.bundle_path, "bundle")
         return pb.ReloadBundleResponse(bundle_id=bundle_id, previous_bundle_id=previous)
 
     async def ReloadIndex(self, request: pb.ReloadIndexRequest, context: grpc.aio.ServicerContext):
+        version, previous = await self._swap(context, self.swapper.swap_index, "index_path", request.index_path, "index")
+        return pb.ReloadIndexResponse(index_version=version, previous_index_version=previous)
+
+    async def _swap(self, context: grpc.aio.ServicerContext, swap, field: str, path: str, what: str):
         await self._authorize(context)
         try:
-            version, previous = await self.swapper.swap_index(Path(request.index_path) if request.index_path else None)
+            return await swap(Path(path) if path else None)
         except Exception as exc:  # noqa: BLE001
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"index_path: not loaded ({exc}); "
-                                                                     "the previous index is still serving")
-        return pb.ReloadIndexResponse(index_version=version, previous_index_version=previous)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"{field}: not loaded ({exc}); the previous {what} is still serving")
 
     async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
         supplied = dict(context.invocation_metadata()).get("authorization", "")

@@ -76,9 +76,10 @@ class BundleSwapper:
 
     async def swap_index(self, index_path: Path | None = None) -> tuple[str, str]:
         """Load, verify and warm an index, then give it to new requests; (new, previous) versions."""
-        path = Path(index_path or self.index_path or "")
-        if self.load_index is None or not str(index_path or self.index_path or ""):
+        path = index_path or self.index_path
+        if self.load_index is None or path is None:
             raise ValueError("index_path: this server was started without --index and none was given")
+        path = Path(path)
         async with self._lock:
             previous = self.retriever.version if self.retriever else ""
             try:

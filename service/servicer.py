@@ -1,8 +1,9 @@
 """The BrandSafety gRPC service: Classify (unary) and ClassifyStream (bidirectional).
 
 Per request: decode → validate → (cache) → retrieve passages when the bundle reads a <context>
-block and the budget allows → render → admission against the deadline → micro-batch → policy. A request that cannot be scored inside its budget gets the brand profile's fallback at
-once, marked as such; a full queue answers RESOURCE_EXHAUSTED at once.
+block and the budget allows → render → admission against the deadline → micro-batch → policy.
+A request that cannot be scored inside its budget gets the brand profile's fallback at once,
+marked as such; a full queue answers RESOURCE_EXHAUSTED at once.
 """
 from __future__ import annotations
 
@@ -180,23 +181,22 @@ class BrandSafetyService:
                                 f"(known: {', '.join(sorted(serving.policies))})")
         deadline = _deadline(time_remaining, request.tmax, received)
         retrieval = None
+        if serving.reads_context():
+            retrieval = pb.Retrieval(index_version=serving.retriever.version)
+            if not self._time_to_retrieve(serving, deadline):
+                retrieval.status = "skipped_deadline"
         try:
-            if serving.reads_context():
-                retrieval = pb.Retrieval(index_version=serving.retriever.version)
-                if self._time_to_retrieve(serving, deadline):
-                    try:
-                        scores, source = await self._scores(serving, parsed.page, deadline, retrieval)
-                    except _RetrievalTimeout:
-                        retrieval.status = "skipped_timeout"
-                        scores, source = await self._scores(serving, parsed.page, deadline, None)
-                else:
-                    retrieval.status = "skipped_deadline"
-                    scores, source = await self._scores(serving, parsed.page, deadline, None)
-                if self.metrics:
-                    self.metrics.retrievals.labels(status=retrieval.status or "cached").inc()
-                retrieval.status = retrieval.status or "cached"
-            else:
+            try:
+                # A set status means retrieval was already ruled out: score the page alone.
+                scores, source = await self._scores(serving, parsed.page, deadline,
+                                                    retrieval if retrieval is not None and not retrieval.status else None)
+            except _RetrievalTimeout:
+                retrieval.status = "skipped_timeout"
                 scores, source = await self._scores(serving, parsed.page, deadline, None)
+            if retrieval is not None:
+                retrieval.status = retrieval.status or "cached"  # no compute ran: the cache answered
+                if self.metrics:
+                    self.metrics.retrievals.labels(status=retrieval.status).inc()
         except _NoTime as no_time:
             if self.metrics:
                 self.metrics.fallbacks.labels(reason=no_time.reason).inc()
@@ -233,8 +233,9 @@ class BrandSafetyService:
         """Retrieve only if, after it, the model can still answer inside the budget."""
         if deadline is None:
             return True
-        needed = self._retrieval_seconds + serving.batcher.expected_wait()
-        return deadline - time.monotonic() > needed + self._retrieval_seconds  # room for one more row's cost
+        # Retrieval, then the queue and the model; retrieval's estimate counted twice, as the margin
+        # for its own variance.
+        return deadline - time.monotonic() > 2 * self._retrieval_seconds + serving.batcher.expected_wait()
 
     async def _retrieve(self, retriever, page) -> tuple:
         started = time.monotonic()

@@ -7,13 +7,13 @@ attach them either).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from brandsafe.jsonl import json_objects
 from brandsafe.labels import LabelSet
 from brandsafe.rendering import PageContext, render
 
@@ -39,15 +39,8 @@ def read_rows(path: str | Path, labels: LabelSet) -> list[EvalRow]:
     path = Path(path)
     by_name = {l.name.casefold(): l.id for l in labels}
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_no}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("labels", []), list):
+    for where, record in json_objects(path, EvaluationError):
+        if not isinstance(record.get("labels", []), list):
             raise EvaluationError(f"{where}: expected an object with a 'labels' list")
         truth = set()
         for raw in record.get("labels") or []:

@@ -40,7 +40,7 @@ class Retriever:
         # context, 0.54 with keyed notes only), so keyed passages come by key, and neighbours are
         # drawn from the unkeyed ones (category definitions, advertisers' notes).
         self.notes_by_key_only = notes_by_key_only
-        self._unkeyed = None
+        self._pool, self._pool_ids = self._neighbour_pool()
 
     @classmethod
     def load(cls, index_dir: str | Path, min_score: float = DEFAULT_MIN_SCORE,
@@ -71,7 +71,7 @@ class Retriever:
             return []
         with self._lock:
             queries = self.embedder([render(PageContext(p.url, p.title, p.keywords, p.app_bundle)) for p in pages])
-        pool, ids = self._neighbour_pool()
+        pool, ids = self._pool, self._pool_ids
         if len(ids):
             matches = pool.search(queries, min(len(ids), 2 * k), exact=len(ids) <= 4096)
             keys, distances = np.atleast_2d(matches.keys), np.atleast_2d(matches.distances)
@@ -94,18 +94,16 @@ class Retriever:
 
     def _neighbour_pool(self):
         """(usearch index, position → passage) searched for neighbours: every passage, or, with
-        notes_by_key_only, only passages not keyed to a site."""
+        notes_by_key_only, only passages not keyed to a site (a small in-memory index of those)."""
         if not self.notes_by_key_only:
             return self.vectors, np.arange(len(self.passages))
-        if self._unkeyed is None:
-            from usearch.index import Index
+        from usearch.index import Index
 
-            ids = np.asarray([i for i, p in enumerate(self.passages) if not p.keys], dtype=np.uint64)
-            pool = Index(ndim=self.vectors.ndim, metric="cos", dtype="f32")
-            if len(ids):
-                pool.add(np.arange(len(ids), dtype=np.uint64), np.stack([self.vectors.get(int(i)) for i in ids]))
-            self._unkeyed = (pool, ids)
-        return self._unkeyed
+        ids = np.asarray([i for i, p in enumerate(self.passages) if not p.keys], dtype=np.uint64)
+        pool = Index(ndim=self.vectors.ndim, metric="cos", dtype="f32")
+        if len(ids):
+            pool.add(np.arange(len(ids), dtype=np.uint64), np.stack([self.vectors.get(int(i)) for i in ids]))
+        return pool, ids
 
     def _keyed(self, page: PageContext) -> list[int]:
         if not page.url.strip():

@@ -123,7 +123,7 @@ def attach_context(examples: Examples, retriever: Retriever, fraction: float, k:
     the passage keyed to the row's own domain is withheld (a site nobody has written about)."""
     rng = random.Random(seed)
     chosen = [i for i in range(len(examples)) if rng.random() < fraction]
-    retrieved = retriever.retrieve_many([examples.pages[i] for i in chosen], k + 1)
+    retrieved = retriever.retrieve_many([examples.pages[i] for i in chosen], k + 1, progress="retrieve for training rows")
     pages = list(examples.pages)
     for i, passages in zip(chosen, retrieved):
         if rng.random() < 0.5 and pages[i].url:
@@ -135,7 +135,7 @@ def attach_context(examples: Examples, retriever: Retriever, fraction: float, k:
 
 def with_retrieval(examples: Examples, retriever: Retriever, k: int) -> Examples:
     """Every row with what the retriever returns for it: how serving would see these pages."""
-    retrieved = retriever.retrieve_many(examples.pages, k)
+    retrieved = retriever.retrieve_many(examples.pages, k, progress="retrieve passages")
     return Examples([replace(p, passages=ps) for p, ps in zip(examples.pages, retrieved)], examples.targets,
                     examples.origins)
 

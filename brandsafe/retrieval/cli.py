@@ -1,7 +1,6 @@
 """`brandsafe index build`: knowledge-base JSONL → a versioned vector index folder."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
@@ -13,8 +12,7 @@ def add_index_commands(sub) -> None:
         "build", help="embed a knowledge-base JSONL into a new index folder (replaced atomically)",
         description="Embed every passage of a knowledge-base JSONL ({id, title, text, keys?} per line) with the "
                     "packaged MiniLM into a usearch index. The folder is replaced whole, so a server started with "
-                    "--index on it (and --watch-seconds, SIGHUP or the Admin RPC) swaps to it without a restart.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "--index on it (and --watch-seconds, SIGHUP or the Admin RPC) swaps to it without a restart.")
     build.add_argument("--kb", type=Path, required=True, help="knowledge-base JSONL")
     build.add_argument("--out", type=Path, required=True, help="index folder to write")
     build.set_defaults(func=_cmd_build)

@@ -77,9 +77,14 @@ class Embedder:
     def dim(self) -> int:
         return int(self.session.get_outputs()[0].shape[-1])
 
-    def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def __call__(self, texts: list[str], batch_size: int = 64, progress: str = "") -> np.ndarray:
+        """Vectors for `texts`; with `progress` (a description), a progress bar for long inputs
+        (building an index or retrieving for a whole training set takes minutes on a CPU)."""
+        from tqdm.auto import tqdm
+
         out = []
-        for start in range(0, len(texts), batch_size):
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc=progress, unit="batch", disable=not progress or len(starts) < 10):
             encodings = self.tokenizer.encode_batch(texts[start:start + batch_size])
             ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)

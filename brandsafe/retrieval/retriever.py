@@ -64,13 +64,16 @@ class Retriever:
     def retrieve(self, page: PageContext, k: int = DEFAULT_TOP_K) -> tuple[Passage, ...]:
         return self.retrieve_many([page], k)[0]
 
-    def retrieve_many(self, pages: list[PageContext], k: int = DEFAULT_TOP_K) -> list[tuple[Passage, ...]]:
+    def retrieve_many(self, pages: list[PageContext], k: int = DEFAULT_TOP_K,
+                      progress: str = "") -> list[tuple[Passage, ...]]:
         """Top `k` passages per page: those keyed to its host or registrable domain, then nearest
-        neighbours of its rendered text (one embedding batch for all pages)."""
+        neighbours of its rendered text (one embedding batch for all pages; `progress` describes
+        a progress bar for long lists)."""
         if not pages:
             return []
         with self._lock:
-            queries = self.embedder([render(PageContext(p.url, p.title, p.keywords, p.app_bundle)) for p in pages])
+            queries = self.embedder([render(PageContext(p.url, p.title, p.keywords, p.app_bundle)) for p in pages],
+                                    progress=progress)
         pool, ids = self._pool, self._pool_ids
         if len(ids):
             matches = pool.search(queries, min(len(ids), 2 * k), exact=len(ids) <= 4096)

@@ -8,6 +8,7 @@ because they carry no meaning a model could generalise from.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -25,16 +26,82 @@ MAX_PATH_WORDS = 24
 MAX_PATH_CHARS = 400  # more than 24 words ever need; bounds the work on huge query strings
 MAX_WORD_LEN = 40
 MIN_SEGMENT_LEN = 6  # shorter runs are words already, or ids; WordPiece handles them
-# Segmentation is quadratic-ish in the run length and runs on the request path: longer runs (rare in
-# real hosts, common in random junk) are left whole, which bounds the worst case to ~1 ms.
+# Segmentation runs on the request path and grows with the run length: longer runs (rare in real
+# hosts, common in random junk) are left whole, which bounds the worst case (~0.3 ms).
 MAX_SEGMENT_LEN = 20
 
 
+class _Segmenter:
+    """wordsegment's segmentation, word for word (same scores, same float arithmetic, same
+    tie-breaks), several times faster. wordsegment memoizes its search on (rest of the run,
+    previous word), so a 20-letter run explores a few hundred states; but the previous word only
+    changes a score when it starts one of the bigrams, and for every other word the search over the
+    rest is the same. Memoizing on (rest, previous word or "none that matters") visits ~n states."""
+
+    def __init__(self):
+        wordsegment.load()
+        self.unigrams, self.bigrams = wordsegment.UNIGRAMS, wordsegment.BIGRAMS
+        self.total, self.limit = wordsegment._segmenter.total, wordsegment._segmenter.limit
+        # A bigram is only used when its first word is a known unigram (wordsegment.Segmenter.score).
+        self.contexts = {bigram.split(" ", 1)[0] for bigram in self.bigrams} & self.unigrams.keys()
+        self.start = "<s>" if "<s>" in self.contexts else None
+        # log10 of a word's unigram score; an unknown word's depends on its length alone.
+        self._known_log: dict[str, float] = {}  # filled as words are met; bounded by the vocabulary
+        self._unknown_log = [math.log10(10.0 / (self.total * 10 ** n)) for n in range(self.limit + 1)]
+
+    def _unigram_log(self, word: str) -> float:
+        value = self._known_log.get(word)
+        if value is None:
+            count = self.unigrams.get(word)
+            if count is None:
+                return self._unknown_log[len(word)]
+            value = self._known_log[word] = math.log10(count / self.total)
+        return value
+
+    def _log_score(self, word: str, previous: str | None) -> float:
+        if previous is not None:
+            count = self.bigrams.get(f"{previous} {word}")
+            if count is not None:
+                return math.log10(count / self.total / (self.unigrams[previous] / self.total))
+        return self._unigram_log(word)
+
+    def segment(self, text: str) -> list[str]:
+        memo: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
+        contexts, limit, log_score = self.contexts, self.limit, self._log_score
+
+        def search(rest: str, previous: str | None) -> tuple[float, list[str]]:
+            if not rest:
+                return 0.0, []
+            best_score, best_words = None, None
+            for cut in range(1, min(len(rest), limit) + 1):
+                prefix, suffix = rest[:cut], rest[cut:]
+                key = (suffix, prefix if prefix in contexts else None)
+                tail = memo.get(key)
+                if tail is None:
+                    tail = memo[key] = search(*key)
+                score = log_score(prefix, previous) + tail[0]
+                # max() over (score, words) tuples: a higher score, or on a tie the greater word
+                # list; the first of equal maxima wins.
+                if best_score is None or score > best_score or (
+                        score == best_score and [prefix] + tail[1] > best_words):
+                    best_score, best_words = score, [prefix] + tail[1]
+            return best_score, best_words
+
+        # wordsegment.isegment's chunking, for runs longer than its 250-letter chunks.
+        clean, out, carry = wordsegment.clean(text), [], ""
+        for offset in range(0, len(clean), 250):
+            _, chunk_words = search(carry + clean[offset:offset + 250], self.start)
+            carry = "".join(chunk_words[-5:])
+            out.extend(chunk_words[:-5])
+        out.extend(search(carry, self.start)[1])
+        return out
+
+
 @functools.lru_cache(maxsize=1)
-def load_segmenter() -> None:
+def load_segmenter() -> _Segmenter:
     """~0.7 s, word frequencies shipped inside the package (no download). Servers call it at
     start-up so the first request does not pay for it."""
-    wordsegment.load()
+    return _Segmenter()
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -44,8 +111,7 @@ def segment(run: str) -> tuple[str, ...]:
     (free ##por ##nt ##ube). Cached: traffic repeats hosts."""
     if not MIN_SEGMENT_LEN <= len(run) <= MAX_SEGMENT_LEN or not run.isascii():
         return (run,)
-    load_segmenter()
-    return tuple(wordsegment.segment(run)) or (run,)
+    return tuple(load_segmenter().segment(run)) or (run,)
 
 
 @dataclass(frozen=True)

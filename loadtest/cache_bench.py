@@ -20,17 +20,12 @@ see a 2 ms budget.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
 import re
-import shutil
-import struct
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -38,168 +33,14 @@ import grpc
 import numpy as np
 
 from . import openloop
+from .native_generator import measure_native, pick_generator, write_requests
 from .compare import ServerProcess, machine
 
 METHOD = openloop.CLASSIFY_METHOD
-NATIVE_DIR = Path(__file__).resolve().parent / "native"
-NATIVE_SOURCE = NATIVE_DIR / "openloop.cc"
-NATIVE_BINARY = NATIVE_DIR / "build" / "openloop"
-
-
-class NativeUnavailable(RuntimeError):
-    """The C++ generator cannot be built here (no g++, or no libgrpc++-dev); the message says why."""
-
-
-def build_native(force: bool = False) -> Path:
-    """Build loadtest/native/openloop.cc on first use (or when the source is newer) and return the
-    binary. Needs g++, pkg-config and gRPC C++ (Debian: apt-get install g++ pkg-config libgrpc++-dev)."""
-    if not force and NATIVE_BINARY.exists() and NATIVE_BINARY.stat().st_mtime >= NATIVE_SOURCE.stat().st_mtime:
-        return NATIVE_BINARY
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if not compiler:
-        raise NativeUnavailable("no C++ compiler (g++) on PATH")
-    if not shutil.which("pkg-config"):
-        raise NativeUnavailable("no pkg-config on PATH (Debian: apt-get install pkg-config libgrpc++-dev)")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++"], capture_output=True, text=True)
-    if flags.returncode != 0:
-        raise NativeUnavailable("gRPC C++ not found by pkg-config (Debian: apt-get install libgrpc++-dev)")
-    NATIVE_BINARY.parent.mkdir(exist_ok=True)
-    partial = NATIVE_BINARY.with_suffix(f".{os.getpid()}.tmp")
-    command = [compiler, "-O2", "-std=c++17", str(NATIVE_SOURCE), *flags.stdout.split(), "-o", str(partial)]
-    built = subprocess.run(command, capture_output=True, text=True)
-    if built.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise NativeUnavailable(f"building {NATIVE_SOURCE.name} failed:\n{built.stderr[-2000:]}")
-    partial.replace(NATIVE_BINARY)  # atomic: a concurrent run never executes a half-written binary
-    return NATIVE_BINARY
-
-
-def write_requests(payloads: list[bytes], path: Path) -> Path:
-    """The native generator's input: [uint32 little-endian length][serialized request] records."""
-    with open(path, "wb") as out:
-        for payload in payloads:
-            out.write(struct.pack("<I", len(payload)))
-            out.write(payload)
-    return path
-
-
-def fallback_field_number() -> int:
-    from brandsafe.v1 import brandsafe_pb2 as pb
-
-    return pb.ClassifyResponse.DESCRIPTOR.fields_by_name["fallback"].number
-
-
-class NativeGenerator:
-    """The C++ open-loop generator as a child process: one JSON command per step on its stdin (the
-    intended send offsets, so it replays exactly the schedule the Python generator would), one JSON
-    result per step on its stdout. Python only waits on the pipe meanwhile, and reads the server's
-    CPU around each step as openloop.run_step does."""
-
-    def __init__(self, target: str, requests_file: Path, method: str = METHOD, check_fallback: bool = True,
-                 binary: Path | None = None):
-        argv = [str(binary or build_native()), "--target", target, "--requests", str(requests_file),
-                "--method", method, "--serve"]
-        if check_fallback:  # a fallback answer is not a verdict: counted as FALLBACK, like classify_check
-            argv += ["--fallback-field", str(fallback_field_number())]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        hello = self.proc.stdout.readline()
-        if not hello:
-            self.proc.wait(timeout=10)
-            raise RuntimeError(f"native generator exited ({self.proc.returncode}) before connecting to {target}")
-        self.info = json.loads(hello)
-
-    def raw_step(self, offsets, rate: float, first: int = 0, timeout_s: float = 1.0) -> dict:
-        command = {"rate": rate, "first": first, "timeout_s": timeout_s,
-                   "offsets": [round(float(x), 7) for x in offsets]}
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"native generator exited ({self.proc.wait(timeout=10)}) mid-step")
-        return json.loads(line)
-
-    def step(self, offsets, rate: float, first: int = 0, timeout_s: float = 1.0,
-             server_pid: int | None = None) -> openloop.StepResult:
-        srv0 = openloop.process_tree_cpu_s(server_pid) if server_pid else None
-        raw = self.raw_step(offsets, rate, first, timeout_s)
-        srv1 = openloop.process_tree_cpu_s(server_pid) if server_pid else None
-        return step_result(raw, server_cpu_s=(srv1 - srv0) if server_pid else None)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def step_result(raw: dict, server_cpu_s: float | None = None) -> openloop.StepResult:
-    """The native generator's step JSON as an openloop.StepResult (null percentiles are +inf)."""
-    wall = raw["wall_s"]
-    return openloop.StepResult(
-        offered_rps=raw["offered_rps"], sent=raw["sent"], ok=raw["ok"], achieved_rps=raw["achieved_rps"],
-        latency_ms={k: math.inf if v is None else v for k, v in raw["latency_ms"].items()},
-        errors=dict(raw["errors"]), send_lag_p99_ms=raw["send_lag_p99_ms"],
-        generator_cpu_pct=raw["generator_cpu_pct"],
-        server_cpu_pct=100.0 * server_cpu_s / wall if server_cpu_s is not None and wall > 0 else None, wall_s=wall)
-
-
-def measure_native(target: str, requests_file: Path, rates: list[float], step_seconds: float, budget_ms: float,
-                   arrivals: str = "poisson", timeout_s: float = 1.0, refine: int = 2, stop_after_misses: int = 2,
-                   warmup_seconds: float = 2.0, seed: int = 0, server_pid: int | None = None,
-                   check_fallback: bool = True, print_steps: bool = True) -> openloop.Ladder:
-    """openloop.run_ladder's procedure (warm-up, same seeds, same ladder and bisection) with the C++
-    generator sending."""
-    with NativeGenerator(target, requests_file, check_fallback=check_fallback) as gen:
-        if print_steps:
-            print(openloop.STEP_HEADER, flush=True)
-        if warmup_seconds > 0 and rates:
-            warmup = openloop.arrival_offsets(rates[0], warmup_seconds, arrivals, seed + 10_000)
-            gen.step(warmup, rates[0], 0, timeout_s)
-        cursor, index = 0, 0
-
-        async def step(rate: float) -> openloop.StepResult:
-            nonlocal cursor, index
-            result = gen.step(openloop.arrival_offsets(rate, step_seconds, arrivals, seed + index), rate, cursor,
-                              timeout_s, server_pid)
-            cursor += result.sent  # each step replays the next stretch of the file
-            index += 1
-            if print_steps:
-                print(openloop.format_step(result, budget_ms), flush=True)
-            time.sleep(0.5)  # let the server go idle between steps
-            return result
-
-        return asyncio.run(openloop.step_ladder(step, rates, budget_ms, refine, stop_after_misses))
-
-
 def _lookups(metrics_url: str) -> dict[str, float]:
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
     return {m.group(1): float(m.group(2))
             for m in re.finditer(r'brandsafe_cache_lookups_total\{result="(\w+)"\} ([\d.e+]+)', text)}
-
-
-def pick_generator(choice: str) -> str:
-    """"native" when the C++ generator builds here, else "python" (with the reason, on stderr)."""
-    if choice == "python":
-        return "python"
-    try:
-        build_native()
-        return "native"
-    except NativeUnavailable as exc:
-        if choice == "native":
-            sys.exit(f"cache_bench: --generator native: {exc}")
-        print(f"cache_bench: native generator unavailable ({exc}); falling back to the Python generator, whose "
-              "own send lag (~1-1.5 ms p99 on 2 cores) hides sub-2 ms latencies", file=sys.stderr, flush=True)
-        return "python"
 
 
 def cpu_us_per_request(ladder: openloop.Ladder) -> float:

@@ -30,6 +30,7 @@ from brandsafe.service.requests import parse
 
 from . import ceiling, openloop
 from . import replay as replay_file
+from .native_generator import measure_native, pick_generator, write_requests
 from .peers.triton_server import INFER_METHOD, read_infer_requests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,7 +125,13 @@ def run_server(peer: str, args, work: Path, payloads: list[bytes]) -> openloop.L
         method, check = openloop.CLASSIFY_METHOD, openloop.classify_check
         if peer == "triton":
             payloads, method, check = read_infer_requests(work / "triton-requests.bin"), INFER_METHOD, None
-        print(f"({peer} on {server.target}, pid {server.pid}, log {server.log})", flush=True)
+        print(f"({peer} on {server.target}, pid {server.pid}, log {server.log}; {args.generator} generator)",
+              flush=True)
+        if args.generator == "native":
+            requests_file = write_requests(payloads, work / f"{peer}-requests.bin")
+            return measure_native(server.target, requests_file, server_pid=server.pid, method=method,
+                                  check_fallback=check is not None, timeout_s=args.timeout_ms / 1000,
+                                  **ladder_kwargs(args))
         return openloop.run_async(openloop.measure(server.target, payloads, method=method, server_pid=server.pid,
                                                    check=check, timeout_s=args.timeout_ms / 1000,
                                                    **ladder_kwargs(args)))
@@ -169,8 +176,12 @@ def main(argv=None) -> None:
                         help="interpreter of the side venv that has nvidia-pytriton (see peers/triton_server.py)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the peer sequence this many times; the summary takes each peer's median")
+    parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
+                        help="open-loop generator for the servers: the C++ one (loadtest/native, ~0.1 ms CPU a "
+                             "request) or openloop.py (~0.3-0.5 ms); auto = native when it builds (default: %(default)s)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
+    args.generator = pick_generator(args.generator)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     if unknown := set(peers) - set(PEERS):
         parser.error(f"unknown peers: {sorted(unknown)}")
@@ -184,7 +195,7 @@ def main(argv=None) -> None:
     print(f"compare: bundle {info.bundle_id} ({info.precision}, {args.bundle}), {len(records)} replayed "
           f"impressions, {args.threads} ORT threads, max batch {args.max_batch}, max wait {args.max_wait_us} us, "
           f"{args.arrivals} arrivals, "
-          f"{args.step_seconds:g} s steps, p99 budget {args.budget_ms:g} ms", flush=True)
+          f"{args.step_seconds:g} s steps, p99 budget {args.budget_ms:g} ms, {args.generator} generator", flush=True)
 
     results: dict[str, list[openloop.Ladder]] = {}
     skipped: dict[str, str] = {}

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from brandsafe.loadtest import cache_bench, openloop
+from brandsafe.loadtest import native_generator, openloop
 from brandsafe.loadtest.compare import ServerProcess
 from brandsafe.v1 import brandsafe_pb2 as pb
 
@@ -17,8 +17,8 @@ from brandsafe.v1 import brandsafe_pb2 as pb
 @pytest.fixture(scope="module")
 def binary():
     try:
-        return cache_bench.build_native()
-    except cache_bench.NativeUnavailable as exc:
+        return native_generator.build_native()
+    except native_generator.NativeUnavailable as exc:
         pytest.skip(f"native generator not buildable here: {exc}")
 
 
@@ -26,7 +26,7 @@ def binary():
 def requests_file(tmp_path_factory):
     requests = [pb.ClassifyRequest(id=f"{i:032x}", site=pb.Site(page=f"https://site{i % 7}.example/a?b={i}"))
                 for i in range(50)]
-    return cache_bench.write_requests([r.SerializeToString() for r in requests],
+    return native_generator.write_requests([r.SerializeToString() for r in requests],
                                       tmp_path_factory.mktemp("native") / "requests.bin")
 
 
@@ -42,7 +42,7 @@ def test_one_second_step_against_the_echo_peer_reports_sane_json(binary, request
     try:
         out = subprocess.run([str(binary), "--target", echo.target, "--requests", str(requests_file), "--rate", "200",
                               "--seconds", "1", "--arrivals", "constant",
-                              "--fallback-field", str(cache_bench.fallback_field_number())],
+                              "--fallback-field", str(native_generator.fallback_field_number())],
                              capture_output=True, text=True, timeout=60)
     finally:
         echo.stop()
@@ -54,7 +54,7 @@ def test_one_second_step_against_the_echo_peer_reports_sane_json(binary, request
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p99.9"] < 1000  # within the 1 s deadline
     assert 0.9 < step["wall_s"] < 10 and 0 < step["achieved_rps"] <= 200 / 0.9
     assert step["send_lag_p99_ms"] >= 0 and 0 <= step["generator_cpu_pct"] < 400
-    result = cache_bench.step_result(step)  # what the harness makes of it
+    result = native_generator.step_result(step)  # what the harness makes of it
     assert result.within(1000.0) and result.server_cpu_pct is None
 
 
@@ -63,12 +63,12 @@ def test_driven_steps_replay_the_given_schedule_and_count_statuses(binary, reque
     method is counted by its status, and a step sends exactly the offsets it was given."""
     echo = _echo(tmp_path, pb.ClassifyResponse(id="x", fallback=True, fallback_reason="test"))
     try:
-        with cache_bench.NativeGenerator(echo.target, requests_file, binary=binary) as gen:
+        with native_generator.NativeGenerator(echo.target, requests_file, binary=binary) as gen:
             assert gen.info["ready"] and gen.info["requests"] == 50
             offsets = openloop.arrival_offsets(300, 0.5, "poisson", seed=3)
             fallback = gen.step(offsets, 300, first=45, timeout_s=1.0, server_pid=echo.pid)
             burst = gen.raw_step([0.0] * 40, 40, timeout_s=1.0)  # all due at once: sent back to back
-        with cache_bench.NativeGenerator(echo.target, requests_file, method="/brandsafe.v1.BrandSafety/Nope",
+        with native_generator.NativeGenerator(echo.target, requests_file, method="/brandsafe.v1.BrandSafety/Nope",
                                          check_fallback=False, binary=binary) as gen:
             unknown = gen.step([0.0, 0.01, 0.02], 300, timeout_s=1.0)
     finally:
@@ -82,11 +82,11 @@ def test_driven_steps_replay_the_given_schedule_and_count_statuses(binary, reque
 
 def test_bench_falls_back_to_python_when_native_cannot_be_built(monkeypatch, capsys):
     def unavailable(force=False):
-        raise cache_bench.NativeUnavailable("no C++ compiler (g++) on PATH")
+        raise native_generator.NativeUnavailable("no C++ compiler (g++) on PATH")
 
-    monkeypatch.setattr(cache_bench, "build_native", unavailable)
-    assert cache_bench.pick_generator("auto") == "python"
+    monkeypatch.setattr(native_generator, "build_native", unavailable)
+    assert native_generator.pick_generator("auto") == "python"
     assert "falling back to the Python generator" in capsys.readouterr().err
-    assert cache_bench.pick_generator("python") == "python"
+    assert native_generator.pick_generator("python") == "python"
     with pytest.raises(SystemExit):
-        cache_bench.pick_generator("native")
+        native_generator.pick_generator("native")

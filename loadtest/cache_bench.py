@@ -1,14 +1,16 @@
 """Verdict cache benchmark: hit ratio on a Zipf-like replay, and the cache-hit path's max rate
 against a bare grpc.aio echo server returning a response of the same size, in one run.
 
-    python -m brandsafe.loadtest.cache_bench --bundle bundles/minilm-cpu --budget-ms 2 --rounds 3
+    python -m brandsafe.loadtest.cache_bench --bundle bundles/minilm-cpu --budget-ms 2 --repeats 3
 
 1. Hit ratio: the replay's impressions in order through a cold server (cache on); the share that
    were answered from the cache, read from the server's own metrics.
-2. Hit path: the same server, now warm, under the open-loop ladder (every request a hit), and the
-   echo server under the identical ladder, taking turns for --rounds rounds. Prints each one's max
-   rate with p99 within budget (median over rounds) and the ratio, and each server's CPU time per
-   request, a cost that depends far less than a p99 on what else the machine is running.
+2. Hit path: the same server, now warm (every request a hit), and the echo server, climbing one
+   open-loop ladder together: at each offered rate each runs --repeats steps, in turns (S E, E S,
+   ...), and its median-p99 step counts (openloop.paired_ladder), so both face the same minutes of
+   a noisy shared machine. Prints each one's max rate with p99 within budget and the ratio, and
+   each server's CPU time per request, a cost that depends far less than a p99 on what else the
+   machine is running.
 
 The load comes from the C++ open-loop generator in loadtest/native/ (built on first use with g++
 and Debian's libgrpc++-dev; --generator python forces openloop.py, and it is the fallback, with a
@@ -32,8 +34,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from . import openloop
-from .native_generator import measure_native, pick_generator, write_requests
+from . import openloop, paired
+from .native_generator import pick_generator, write_requests
 from .compare import ServerProcess, machine
 
 METHOD = openloop.CLASSIFY_METHOD
@@ -48,7 +50,7 @@ def cpu_us_per_request(ladder: openloop.Ladder) -> float:
     through (achieved rate, server CPU) over the ladder's steps, so a fixed idle cost (timers, the
     metrics thread) is not spread over requests. Unlike a p99, it hardly depends on how the
     scheduler treated the run."""
-    points = [(s.achieved_rps, s.server_cpu_pct / 100) for s in ladder.steps
+    points = [(s.achieved_rps, s.server_cpu_pct / 100) for s in (ladder.repeats or ladder.steps)
               if s.server_cpu_pct is not None and s.achieved_rps > 0]
     if len({round(r) for r, _ in points}) < 2:
         return float(np.mean([c / r for r, c in points]) * 1e6) if points else math.nan
@@ -56,18 +58,30 @@ def cpu_us_per_request(ladder: openloop.Ladder) -> float:
     return float(np.polyfit(rates, cpu, 1)[0] * 1e6)
 
 
-def summary(service: list[openloop.Ladder], echo: list[openloop.Ladder], budget_ms: float) -> tuple[str, float]:
-    s = float(np.median([l.max_rate_within_budget for l in service]))
-    e = float(np.median([l.max_rate_within_budget for l in echo]))
+def summary(service: openloop.Ladder, echo: openloop.Ladder, budget_ms: float, repeats: int) -> tuple[str, float]:
+    s, e = service.max_rate_within_budget, echo.max_rate_within_budget
     ratio = s / e if e else math.nan
-    rounds = lambda ladders: ", ".join(f"{l.max_rate_within_budget:g}" for l in ladders)  # noqa: E731
-    cs = float(np.median([cpu_us_per_request(l) for l in service]))
-    ce = float(np.median([cpu_us_per_request(l) for l in echo]))
-    lines = [f"max rate with p99 <= {budget_ms:g} ms (median of {len(service)} round(s)): "
-             f"service cache hits {s:g}/s [{rounds(service)}], echo {e:g}/s [{rounds(echo)}], ratio {ratio:.2f}x",
-             f"server CPU per request (marginal, median of rounds): service {cs:.0f} us, echo {ce:.0f} us, "
+    cs, ce = cpu_us_per_request(service), cpu_us_per_request(echo)
+    lines = [f"max rate with p99 <= {budget_ms:g} ms (median-p99 step of {repeats} interleaved runs per rate): "
+             f"service cache hits {s:g}/s, echo {e:g}/s, ratio {ratio:.2f}x",
+             f"server CPU per request (marginal, over every run): service {cs:.0f} us, echo {ce:.0f} us, "
              f"echo/service {ce / cs:.2f}x"]
     return "\n".join(lines), ratio
+
+
+async def measure_pair(targets: dict[str, tuple[str, int]], payloads: list[bytes], requests_file: Path | None,
+                       rates: list[float], step_seconds: float, budget_ms: float,
+                       repeats: int) -> dict[str, openloop.Ladder]:
+    opened: list = []
+    try:
+        runners = {peer: await paired.server_runner(target, pid, payloads, requests_file, 1.0, opened,
+                                                    # the echo returns a verdict's bytes; only the service falls back
+                                                    check_fallback=peer == "service")
+                   for peer, (target, pid) in targets.items()}
+        return await paired.measure(runners, rates, step_seconds, budget_ms, repeats,
+                                    on_step=paired.print_step(budget_ms))
+    finally:
+        await paired.close_all(opened)
 
 
 def main(argv=None) -> None:
@@ -77,8 +91,8 @@ def main(argv=None) -> None:
     parser.add_argument("--budget-ms", type=float, default=2.0)
     parser.add_argument("--rates", default="250:4000:250")
     parser.add_argument("--step-seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="ladders per peer, alternating service and echo; the medians are compared")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per peer at each offered rate, interleaved; the median-p99 run counts")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator: the C++ one (loadtest/native, built on first use; needs "
@@ -88,16 +102,8 @@ def main(argv=None) -> None:
 
     generator = pick_generator(args.generator)
     payloads = openloop.classify_payloads(args.replay)
-    ladder = dict(rates=openloop.parse_rates(args.rates), step_seconds=args.step_seconds, budget_ms=args.budget_ms,
-                  arrivals="poisson", refine=2, warmup_seconds=2.0, seed=0, timeout_s=1.0)
     work = Path(tempfile.mkdtemp(prefix="brandsafe-cache-bench-"))
     requests_file = write_requests(payloads, work / "requests.bin") if generator == "native" else None
-
-    def measure(target: str, pid: int, check: bool) -> openloop.Ladder:
-        if generator == "native":
-            return measure_native(target, requests_file, server_pid=pid, check_fallback=True, **ladder)
-        return openloop.run_async(openloop.measure(target, payloads, server_pid=pid,
-                                                   check=openloop.classify_check if check else None, **ladder))
 
     print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{len(payloads)} replay impressions; budget p99 <= {args.budget_ms} ms; generator: {generator}", flush=True)
@@ -118,33 +124,31 @@ def main(argv=None) -> None:
         hits = counts.get("local", 0) + counts.get("redis", 0) + counts.get("coalesced", 0)
         print(f"hit ratio over the replay from cold: {hits / total:.1%} ({int(hits)} of {int(total)})", flush=True)
 
-        # Both peers stay up (an idle one costs nothing) and take turns, so drift in what else runs
-        # on the machine falls on both alike.
+        # Both peers stay up (an idle one costs nothing) and take turns step by step.
         response_file = work / "response.bin"
         response_file.write_bytes(sample_response)
         echo = ServerProcess("echo", [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file",
                                       str(response_file), "--port", "0"], work)
-        service_ladders, echo_ladders = [], []
-        for round_no in range(1, args.rounds + 1):
-            tag = f" round {round_no}/{args.rounds}" if args.rounds > 1 else ""
-            print(f"\ncache-hit path (warm service){tag}:", flush=True)
-            service_ladders.append(measure(service.target, service.pid, check=True))
-            print(f"\necho server ({len(sample_response)}-byte responses){tag}:", flush=True)
-            echo_ladders.append(measure(echo.target, echo.pid, check=False))
+        print(f"\ncache-hit path (warm service) and echo server ({len(sample_response)}-byte responses), "
+              f"{args.repeats} interleaved runs per rate:", flush=True)
+        ladders = openloop.run_async(measure_pair(
+            {"service": (service.target, service.pid), "echo": (echo.target, echo.pid)}, payloads, requests_file,
+            openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats))
         model_calls = _lookups(metrics_url).get("model", 0) - counts.get("model", 0)
     finally:
         service.stop()
         if echo is not None:
             echo.stop()
 
-    text, ratio = summary(service_ladders, echo_ladders, args.budget_ms)
+    paired.print_medians(ladders, args.budget_ms)
+    text, ratio = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats)
     print(f"\n{text}\n(model calls during the hit-path runs: {int(model_calls)}; generator: {generator}; "
           f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     if args.json_out:
         args.json_out.write_text(json.dumps({
             "machine": machine(), "generator": generator, "hit_ratio": hits / total, "ratio": ratio,
-            "model_calls_during_hit_runs": model_calls, "service": [l.to_json() for l in service_ladders],
-            "echo": [l.to_json() for l in echo_ladders]}, indent=1))
+            "model_calls_during_hit_runs": model_calls, "repeats": args.repeats,
+            **{peer: ladder.to_json() for peer, ladder in ladders.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,18 @@ def play(score: Callable[[list[str]], np.ndarray], texts: list[str], offsets: np
     return latency, clock() - start
 
 
+def step(score: Callable[[list[str]], np.ndarray], texts: list[str], offsets: np.ndarray, rate: float,
+         max_batch: int, first_text: int = 0) -> StepResult:
+    """One open-loop step against the greedy batching loop, reported like a server's step (the
+    "server" CPU is this process's own)."""
+    cpu0 = time.process_time()
+    latency, wall = play(score, texts, offsets, max_batch, first_text)
+    cpu = time.process_time() - cpu0
+    return StepResult(offered_rps=rate, sent=len(offsets), ok=len(offsets),
+                      achieved_rps=len(offsets) / wall if wall > 0 else 0.0,
+                      latency_ms=latency_summary(latency), server_cpu_pct=100.0 * cpu / wall, wall_s=wall)
+
+
 def run_ladder(score, texts: list[str], rates: list[float], step_seconds: float, budget_ms: float,
                max_batch: int, arrivals: str = "poisson", refine: int = 2, stop_after_misses: int = 2,
                warmup_seconds: float = 2.0, seed: int = 0,
@@ -48,17 +60,12 @@ def run_ladder(score, texts: list[str], rates: list[float], step_seconds: float,
     """`openloop.step_ladder` with the same rates and seeds as the servers get."""
     cursor, index = 0, 0
 
-    async def step(rate: float) -> StepResult:
+    async def one_step(rate: float) -> StepResult:
         nonlocal cursor, index
-        offsets = arrival_offsets(rate, step_seconds, arrivals, seed + index)
-        cpu0 = time.process_time()
-        latency, wall = play(score, texts, offsets, max_batch, cursor)
-        cpu = time.process_time() - cpu0
-        cursor += len(offsets)
+        result = step(score, texts, arrival_offsets(rate, step_seconds, arrivals, seed + index), rate, max_batch,
+                      cursor)
+        cursor += result.sent
         index += 1
-        result = StepResult(offered_rps=rate, sent=len(offsets), ok=len(offsets),
-                            achieved_rps=len(offsets) / wall if wall > 0 else 0.0,
-                            latency_ms=latency_summary(latency), server_cpu_pct=100.0 * cpu / wall, wall_s=wall)
         if on_step:
             on_step(result)
         time.sleep(0.5)
@@ -68,4 +75,4 @@ def run_ladder(score, texts: list[str], rates: list[float], step_seconds: float,
     gc.freeze()  # as in openloop.measure: no collection pauses over the long-lived inputs
     if warmup_seconds > 0 and rates:
         play(score, texts, arrival_offsets(rates[0], warmup_seconds, arrivals, seed + 10_000), max_batch)
-    return asyncio.run(step_ladder(step, rates, budget_ms, refine, stop_after_misses))
+    return asyncio.run(step_ladder(one_step, rates, budget_ms, refine, stop_after_misses))

@@ -4,10 +4,12 @@
 
 Same bundle, same machine, same ORT thread count, same batching bounds (max batch, max wait), and
 the same load: the replay file's impressions, the same offered-rate ladder and the same Poisson
-seeds for every peer. Each server runs alone (the previous one is stopped first) and is measured
-by `openloop`; the ceiling replays the same schedule in-process (see ceiling.py). For every peer
-it prints the per-step table and then the highest offered rate whose p99 stayed within budget,
-with the ratios of this service to each peer.
+schedules for every peer. All servers are up at once and take turns: at each offered rate each
+peer runs --repeats steps, interleaved with the others', and its median-p99 run counts (paired.py),
+so a slow minute on the shared machine falls on every peer alike. Servers are driven by the C++
+generator (or openloop.py's); the ceiling replays the same schedule in-process (see ceiling.py).
+It prints every step as it runs, then each peer's median runs, the highest offered rate whose p99
+stayed within budget, and the ratios of this service to each peer.
 """
 from __future__ import annotations
 
@@ -22,15 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from brandsafe.bundle import BundleInfo
 from brandsafe.rendering import render
 from brandsafe.service.requests import parse
 
-from . import ceiling, openloop
+from . import openloop, paired
 from . import replay as replay_file
-from .native_generator import measure_native, pick_generator, write_requests
+from .native_generator import pick_generator, write_requests
 from .peers.triton_server import INFER_METHOD, read_infer_requests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,58 +100,80 @@ def server_argv(peer: str, args, work: Path) -> list[str]:
     raise ValueError(peer)
 
 
-def ladder_kwargs(args) -> dict:
-    return dict(rates=openloop.parse_rates(args.rates), step_seconds=args.step_seconds, budget_ms=args.budget_ms,
-                arrivals=args.arrivals, refine=args.refine, warmup_seconds=args.warmup_seconds, seed=args.seed)
-
-
-def run_ceiling(args, texts: list[str]) -> openloop.Ladder:
+def load_ceiling(args):
     from brandsafe.service.model import LoadedBundle
 
     model = LoadedBundle(args.bundle, intra_op_threads=args.threads)
     model.warm_up(sorted({1, 2, 4, 8, 16, args.max_batch}))
-    print(openloop.STEP_HEADER.replace("srv cpu", "cpu"), flush=True)
+    return model
+
+
+def start_servers(peers: list[str], args, work: Path, skipped: dict[str, str]) -> dict[str, ServerProcess]:
+    """Every server peer up at once (they take turns under load; an idle one costs ~nothing, and
+    idle_cpu_pct shows it). One that cannot start is reported in `skipped`, not fatal."""
+    servers = {}
+    for peer in peers:
+        if peer == "ceiling":
+            continue
+        if peer == "triton" and not args.triton_python.exists():
+            skipped[peer] = f"no interpreter at {args.triton_python} (install: see loadtest/peers/triton_server.py)"
+            continue
+        try:
+            servers[peer] = ServerProcess(peer.replace("+", "-"), server_argv(peer, args, work), work)
+        except RuntimeError as exc:
+            skipped[peer] = str(exc).splitlines()[0]
+            print(f"{peer}: skipped: {exc}", flush=True)
+            continue
+        print(f"({peer} on {servers[peer].target}, pid {servers[peer].pid}, log {servers[peer].log})", flush=True)
+    return servers
+
+
+def idle_cpu_pct(servers: dict[str, ServerProcess], seconds: float = 3.0) -> dict[str, float]:
+    before = {peer: openloop.process_tree_cpu_s(s.pid) for peer, s in servers.items()}
+    time.sleep(seconds)
+    return {peer: 100 * (openloop.process_tree_cpu_s(s.pid) - before[peer]) / seconds for peer, s in servers.items()}
+
+
+async def measure_all(peers: list[str], servers: dict[str, ServerProcess], model, args, work: Path,
+                      payloads: list[bytes], texts: list[str]) -> dict[str, openloop.Ladder]:
+    opened: list = []
     try:
-        return ceiling.run_ladder(model.score, texts, max_batch=args.max_batch,
-                                  on_step=lambda s: print(openloop.format_step(s, args.budget_ms), flush=True),
-                                  **ladder_kwargs(args))
+        runners: dict[str, paired.Runner] = {}
+        for peer in peers:
+            if peer == "ceiling":
+                runners[peer] = paired.ceiling_runner(model.score, texts, args.max_batch)
+                continue
+            if peer not in servers:
+                continue
+            peer_payloads, method, check = payloads, openloop.CLASSIFY_METHOD, True
+            if peer == "triton":  # pre-rendered texts in, probabilities out: no verdict, no fallback
+                peer_payloads, method, check = read_infer_requests(work / "triton-requests.bin"), INFER_METHOD, False
+            requests_file = (write_requests(peer_payloads, work / f"{peer}-requests.bin")
+                             if args.generator == "native" else None)
+            runners[peer] = await paired.server_runner(servers[peer].target, servers[peer].pid, peer_payloads,
+                                                       requests_file, args.timeout_ms / 1000, opened, method, check)
+        return await paired.measure(runners, openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms,
+                                    args.repeats, args.refine, args.arrivals, args.seed, args.warmup_seconds,
+                                    on_step=paired.print_step(args.budget_ms))
     finally:
-        model.close()
+        await paired.close_all(opened)
 
 
-def run_server(peer: str, args, work: Path, payloads: list[bytes]) -> openloop.Ladder:
-    server = ServerProcess(peer.replace("+", "-"), server_argv(peer, args, work), work)
-    try:
-        method, check = openloop.CLASSIFY_METHOD, openloop.classify_check
-        if peer == "triton":
-            payloads, method, check = read_infer_requests(work / "triton-requests.bin"), INFER_METHOD, None
-        print(f"({peer} on {server.target}, pid {server.pid}, log {server.log}; {args.generator} generator)",
-              flush=True)
-        if args.generator == "native":
-            requests_file = write_requests(payloads, work / f"{peer}-requests.bin")
-            return measure_native(server.target, requests_file, server_pid=server.pid, method=method,
-                                  check_fallback=check is not None, timeout_s=args.timeout_ms / 1000,
-                                  **ladder_kwargs(args))
-        return openloop.run_async(openloop.measure(server.target, payloads, method=method, server_pid=server.pid,
-                                                   check=check, timeout_s=args.timeout_ms / 1000,
-                                                   **ladder_kwargs(args)))
-    finally:
-        server.stop()
-
-
-def summary(results: dict[str, list[openloop.Ladder]], budget_ms: float) -> str:
-    """Per peer: the max rate within budget of each round and their median; ratios of medians."""
-    median = {peer: float(np.median([l.max_rate_within_budget for l in ladders])) for peer, ladders in results.items()}
+def summary(ladders: dict[str, openloop.Ladder], budget_ms: float, repeats: int) -> str:
+    """Per peer: the max rate within budget (median-p99 run of `repeats` per rate) and the p99
+    there; the service's ratios to the others."""
     head = f"max rate/s @ p99<={budget_ms:g}ms"
-    lines = [f"{'peer':<14}{head:>24}{'p99 there ms':>14}   rounds"]
-    for peer, ladders in results.items():
-        p99s = [s.latency_ms["p99"] for l in ladders for s in l.steps if s.offered_rps == l.max_rate_within_budget]
-        rounds = ", ".join(f"{l.max_rate_within_budget:g}" for l in ladders)
-        lines.append(f"{peer:<14}{median[peer]:>24.1f}{(f'{max(p99s):.2f}' if p99s else '-'):>14}   {rounds}")
-    if "service" in median:
+    lines = [f"{'peer':<14}{head:>24}{'p99 there ms':>14}   (median-p99 run of {repeats} per rate)"]
+    for peer, ladder in ladders.items():
+        there = [s.latency_ms["p99"] for s in ladder.steps if s.offered_rps == ladder.max_rate_within_budget]
+        lines.append(f"{peer:<14}{ladder.max_rate_within_budget:>24.1f}"
+                     f"{(f'{there[0]:.2f}' if there else '-'):>14}")
+    service = ladders.get("service")
+    if service is not None:
         for peer in ("ceiling", "triton", "naive"):
-            if median.get(peer, 0) > 0:
-                lines.append(f"service / {peer}: {median['service'] / median[peer]:.2f}x")
+            if peer in ladders and ladders[peer].max_rate_within_budget > 0:
+                ratio = service.max_rate_within_budget / ladders[peer].max_rate_within_budget
+                lines.append(f"service / {peer}: {ratio:.2f}x")
     return "\n".join(lines)
 
 
@@ -174,8 +196,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--triton-python", type=Path, default=DEFAULT_TRITON_PYTHON,
                         help="interpreter of the side venv that has nvidia-pytriton (see peers/triton_server.py)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the peer sequence this many times; the summary takes each peer's median")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per peer at each offered rate, the peers taking turns; the median-p99 run counts")
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator for the servers: the C++ one (loadtest/native, ~0.1 ms CPU a "
                              "request) or openloop.py (~0.3-0.5 ms); auto = native when it builds (default: %(default)s)")
@@ -197,41 +219,32 @@ def main(argv=None) -> None:
           f"{args.arrivals} arrivals, "
           f"{args.step_seconds:g} s steps, p99 budget {args.budget_ms:g} ms, {args.generator} generator", flush=True)
 
-    results: dict[str, list[openloop.Ladder]] = {}
     skipped: dict[str, str] = {}
+    model = load_ceiling(args) if "ceiling" in peers else None
     with tempfile.TemporaryDirectory(prefix="brandsafe-compare-") as tmp:
         work = Path(tmp)
         (work / "texts.jsonl").write_text("".join(json.dumps(t) + "\n" for t in texts))
-        # Rounds interleave the peers, so a slow spell on the machine hits each of them alike.
-        for round_ in range(1, args.rounds + 1):
-            for peer in peers:
-                if peer in skipped:
-                    continue
-                print(f"\n== {peer} (round {round_}/{args.rounds})", flush=True)
-                if peer == "ceiling":
-                    ladder = run_ceiling(args, texts)
-                elif peer == "triton" and not args.triton_python.exists():
-                    skipped[peer] = (f"no interpreter at {args.triton_python} "
-                                     "(install: see loadtest/peers/triton_server.py)")
-                    print(f"skipped: {skipped[peer]}", flush=True)
-                    continue
-                else:
-                    try:
-                        ladder = run_server(peer, args, work, payloads)
-                    except RuntimeError as exc:  # a peer that cannot start is reported, not fatal
-                        skipped[peer] = str(exc).splitlines()[0]
-                        print(f"skipped: {exc}", flush=True)
-                        continue
-                results.setdefault(peer, []).append(ladder)
-                print(f"max rate with p99 <= {args.budget_ms:g} ms: {ladder.max_rate_within_budget:g}/s", flush=True)
+        servers = start_servers(peers, args, work, skipped)
+        try:
+            idle = idle_cpu_pct(servers)
+            print("idle CPU while waiting for their turn: "
+                  + ", ".join(f"{peer} {pct:.1f}%" for peer, pct in idle.items()), flush=True)
+            ladders = openloop.run_async(measure_all(peers, servers, model, args, work, payloads, texts))
+        finally:
+            for server in servers.values():
+                server.stop()
+            if model is not None:
+                model.close()
 
+    paired.print_medians(ladders, args.budget_ms)
     print("\n== summary")
-    print(summary(results, args.budget_ms))
+    print(summary(ladders, args.budget_ms, args.repeats))
     for peer, why in skipped.items():
         print(f"{peer}: not measured ({why})")
     if args.json_out:
         args.json_out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()},
-                                             "results": {k: [l.to_json() for l in v] for k, v in results.items()},
+                                             "idle_cpu_pct": idle,
+                                             "results": {k: v.to_json() for k, v in ladders.items()},
                                              "skipped": skipped}, indent=1))
 
 

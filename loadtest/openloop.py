@@ -146,7 +146,13 @@ def process_tree_cpu_s(pid: int) -> float:
 async def run_step(send: Send, payloads: list[bytes], rate: float, duration: float, arrivals: str = "poisson",
                    seed: int = 0, timeout_s: float = 1.0, first_payload: int = 0,
                    server_pid: int | None = None) -> StepResult:
-    offsets = arrival_offsets(rate, duration, arrivals, seed)
+    return await run_offsets(send, payloads, arrival_offsets(rate, duration, arrivals, seed), rate, timeout_s,
+                             first_payload, server_pid)
+
+
+async def run_offsets(send: Send, payloads: list[bytes], offsets: np.ndarray, rate: float, timeout_s: float = 1.0,
+                      first_payload: int = 0, server_pid: int | None = None) -> StepResult:
+    """One step on a given arrival schedule (`rate` is what it was drawn at, for the report)."""
     cpu0, srv0 = time.process_time(), (process_tree_cpu_s(server_pid) if server_pid else None)
     latency, lag, codes, wall = await run_schedule(send, payloads, offsets, timeout_s, first_payload)
     cpu1, srv1 = time.process_time(), (process_tree_cpu_s(server_pid) if server_pid else None)
@@ -174,10 +180,11 @@ class Ladder:
     steps: list[StepResult]
     budget_ms: float
     max_rate_within_budget: float  # 0 when even the lowest step missed the budget
+    repeats: list[StepResult] = field(default_factory=list)  # paired_ladder: every run behind `steps`
 
     def to_json(self) -> dict:
         return {"budget_ms": self.budget_ms, "max_rate_within_budget": self.max_rate_within_budget,
-                "steps": [asdict(s) for s in self.steps]}
+                "steps": [asdict(s) for s in self.steps], "repeats": [asdict(s) for s in self.repeats]}
 
 
 def best_rate(steps: list[StepResult], budget_ms: float) -> float:
@@ -214,6 +221,63 @@ async def step_ladder(step: Callable[[float], Awaitable[StepResult]], rates: lis
             break
         steps.append(await step(mid))
     return Ladder(steps, budget_ms, best_rate(steps, budget_ms))
+
+
+def median_step(runs: list[StepResult]) -> StepResult:
+    """The run whose p99 is the median of `runs` (the upper one of an even count): a real step, not
+    a blend of several."""
+    return sorted(runs, key=lambda s: s.latency_ms["p99"])[len(runs) // 2]
+
+
+async def paired_ladder(step: Callable[[str, float, int], Awaitable[StepResult]], peers: list[str],
+                        rates: list[float], budget_ms: float, repeats: int = 3, refine: int = 2,
+                        stop_after_misses: int = 2) -> dict[str, Ladder]:
+    """step_ladder for several peers at once, in turns: at each offered rate every peer still
+    climbing runs `repeats` times, interleaved (P Q, Q P, P Q, ...), so a slow spell on a shared
+    machine falls on all of them alike; a peer's result at a rate is its median-p99 run. Whole
+    ladders one after another (step_ladder per peer) leave minutes between the peers' runs at a
+    rate, and on a noisy 2-core VM a p99 near a 2 ms budget then says more about the minute than
+    the peer. `step(peer, rate, repeat)` runs one step; the same (rate, repeat) should replay the
+    same schedule for every peer."""
+    steps: dict[str, list[StepResult]] = {p: [] for p in peers}
+    runs_of: dict[str, list[StepResult]] = {p: [] for p in peers}
+    turn = 0
+
+    async def measure(rate: float, who: list[str]) -> None:
+        nonlocal turn
+        runs: dict[str, list[StepResult]] = {p: [] for p in who}
+        for repeat in range(repeats):
+            first = turn % len(who)
+            turn += 1
+            for peer in who[first:] + who[:first]:
+                runs[peer].append(await step(peer, rate, repeat))
+        for peer in who:
+            runs_of[peer].extend(runs[peer])
+            steps[peer].append(median_step(runs[peer]))
+
+    misses = {p: 0 for p in peers}
+    for rate in rates:
+        climbing = [p for p in peers if misses[p] < stop_after_misses]
+        if not climbing:
+            break
+        await measure(rate, climbing)
+        for peer in climbing:
+            misses[peer] = 0 if steps[peer][-1].within(budget_ms) else misses[peer] + 1
+    for _ in range(refine):
+        midpoints: dict[float, list[str]] = {}
+        for peer in peers:
+            low = best_rate(steps[peer], budget_ms)
+            above = [s.offered_rps for s in steps[peer] if s.offered_rps > low]
+            if not above:
+                continue
+            mid = round((low + min(above)) / 2, 1)
+            if mid not in {s.offered_rps for s in steps[peer]} and min(above) - mid >= 1:
+                midpoints.setdefault(mid, []).append(peer)
+        if not midpoints:
+            break
+        for mid, who in sorted(midpoints.items()):
+            await measure(mid, who)
+    return {p: Ladder(steps[p], budget_ms, best_rate(steps[p], budget_ms), runs_of[p]) for p in peers}
 
 
 async def run_ladder(send: Send, payloads: list[bytes], rates: list[float], step_seconds: float, budget_ms: float,

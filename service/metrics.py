@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from .loopmetrics import LoopCounter, LoopHistogram
+
 # Latencies of interest sit between a few hundred microseconds and the auction window.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
 
@@ -10,10 +12,11 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.0
 class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY):
         self.registry = registry
-        self.requests = Counter("brandsafe_requests_total", "Classify requests by gRPC status code",
-                                ["method", "code"], registry=registry)
-        self.latency = Histogram("brandsafe_request_latency_seconds", "End-to-end server latency per request",
-                                 ["method"], buckets=_LATENCY_BUCKETS, registry=registry)
+        # Updated on every request, from the event loop only: the cheap kind (see loopmetrics).
+        self.requests = LoopCounter("brandsafe_requests_total", "Classify requests by gRPC status code",
+                                    ["method", "code"], registry=registry)
+        self.latency = LoopHistogram("brandsafe_request_latency_seconds", "End-to-end server latency per request",
+                                     ["method"], buckets=_LATENCY_BUCKETS, registry=registry)
         self.queue_wait = Histogram("brandsafe_queue_wait_seconds", "Time from enqueue to batch start",
                                     buckets=_LATENCY_BUCKETS, registry=registry)
         self.batch_size = Histogram("brandsafe_batch_size", "Requests per inference batch",
@@ -27,9 +30,9 @@ class Metrics:
                                ["reason"], registry=registry)
         self.bundle = Gauge("brandsafe_bundle_info", "The model bundle in use (value 1)", ["bundle_id"],
                             registry=registry)
-        self.cache_lookups = Counter("brandsafe_cache_lookups_total",
-                                     "Verdict cache lookups by where the scores came from", ["result"],
-                                     registry=registry)
+        self.cache_lookups = LoopCounter("brandsafe_cache_lookups_total",
+                                         "Verdict cache lookups by where the scores came from", ["result"],
+                                         registry=registry)
         self.cache_redis_up = Gauge("brandsafe_cache_redis_up", "1 while the Redis tier is used, 0 while bypassed",
                                     registry=registry)
         self.cache_redis_errors = Counter("brandsafe_cache_redis_errors_total", "Redis tier errors by kind",

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from brandsafe.loadtest import ceiling, openloop, replay
+from brandsafe.loadtest import ceiling, openloop, paired, replay
 
 
 def _rows(n_hosts: int) -> list[dict]:
@@ -143,3 +143,58 @@ def test_ceiling_batches_whatever_arrived_while_the_model_was_busy():
 def test_rate_ladder_spec():
     assert openloop.parse_rates("20:100:40") == [20, 60, 100]
     assert openloop.parse_rates("5,10") == [5, 10]
+
+
+def test_paired_ladder_interleaves_peers_and_takes_each_ones_median_run():
+    """Peers take turns at every rate (the first mover rotating), a peer's step is its median-p99
+    run, one unlucky run out of three does not sink a rate, and a peer stops climbing on its own
+    misses while the other goes on."""
+    calls = []
+    unlucky = {("fast", 300.0, 1)}  # one bad run among fast's three at 300/s
+
+    async def step(peer, rate, repeat):
+        calls.append((peer, rate, repeat))
+        limit = {"fast": 400, "slow": 200}[peer]
+        p99 = 50.0 if (peer, rate, repeat) in unlucky else (1.0 if rate <= limit else 3.0 + repeat)
+        return openloop.StepResult(offered_rps=rate, sent=100, ok=100, achieved_rps=rate,
+                                   latency_ms={"p50": p99 / 2, "p99": p99})
+
+    ladders = asyncio.run(openloop.paired_ladder(step, ["fast", "slow"], [100, 200, 300, 400, 500, 600, 700],
+                                                 budget_ms=2.0, repeats=3, refine=0))
+    assert ladders["fast"].max_rate_within_budget == 400
+    assert ladders["slow"].max_rate_within_budget == 200
+    assert len(ladders["fast"].repeats) == 3 * len(ladders["fast"].steps)
+    assert calls[:6] == [("fast", 100, 0), ("slow", 100, 0), ("slow", 100, 1), ("fast", 100, 1),
+                         ("fast", 100, 2), ("slow", 100, 2)]
+    assert {rate for peer, rate, _ in calls if peer == "slow"} == {100, 200, 300, 400}  # two misses, then stop
+    assert max(rate for peer, rate, _ in calls if peer == "fast") == 600
+    over = next(s for s in ladders["slow"].steps if s.offered_rps == 300)
+    assert over.latency_ms["p99"] == 4.0  # the median of 3, 4, 5
+
+
+def test_paired_measure_gives_every_peer_the_same_schedules_and_its_own_replay_position():
+    """Two in-process ceilings, one whose model takes 30 ms a batch: same arrival offsets for both
+    at each (rate, repeat), each walking on through its own replay, and only the slow one over a
+    20 ms budget (its latency is at least the 30 ms sleep)."""
+    seen = collections.defaultdict(list)
+
+    def recorded(peer, runner):
+        def run(offsets, rate, first):
+            seen[peer].append((rate, tuple(offsets), first))
+            return runner(offsets, rate, first)
+        return run
+
+    def model(seconds):
+        return lambda texts: (time.sleep(seconds), np.zeros((len(texts), 2)))[1]
+
+    runners = {"quick": recorded("quick", paired.ceiling_runner(model(0.0005), ["t"] * 10, max_batch=8)),
+               "slow": recorded("slow", paired.ceiling_runner(model(0.030), ["t"] * 10, max_batch=8))}
+    ladders = asyncio.run(paired.measure(runners, [20.0, 40.0], step_seconds=0.25, budget_ms=20.0, repeats=2,
+                                         refine=0, warmup_seconds=0.0, pause_seconds=0.0))
+    assert ladders["slow"].max_rate_within_budget == 0
+    assert all(s.latency_ms["p50"] >= 30.0 for s in ladders["slow"].repeats)
+    assert len(ladders["quick"].repeats) == 4 and len(ladders["slow"].repeats) == 4  # 2 rates x 2 repeats
+    assert [offsets for _, offsets, _ in seen["quick"]] == [offsets for _, offsets, _ in seen["slow"]]
+    assert len({offsets for _, offsets, _ in seen["quick"]}) == 4  # a new schedule per repeat
+    firsts = [first for _, _, first in seen["quick"]]
+    assert firsts == sorted(firsts) and firsts[0] == 0 and len(set(firsts)) == 4

@@ -1,0 +1,115 @@
+"""Several peers, all up at once, measured in turns on one offered-rate ladder.
+
+At each offered rate every peer still climbing runs `repeats` steps, interleaved (openloop.
+paired_ladder), each on the same arrival schedule for a given (rate, repeat), and its median-p99
+run counts. On a shared 2-core VM a p99 near its budget says as much about the minute as about
+the peer; in turns, a slow minute falls on every peer alike instead of on whichever peer's whole
+ladder happened to run then.
+
+A peer is a `Runner`: given the intended send offsets of a step, the rate they were drawn at and
+where in the replay to start, it runs the step and reports it. The three kinds below are the C++
+generator against a server, openloop.py's generator against a server, and the in-process ceiling.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+from typing import Awaitable, Callable
+
+from pathlib import Path
+
+import numpy as np
+
+from . import ceiling, openloop
+from .native_generator import NativeGenerator
+
+Runner = Callable[[np.ndarray, float, int], "openloop.StepResult | Awaitable[openloop.StepResult]"]
+
+
+def native_runner(generator, server_pid: int, timeout_s: float) -> Runner:
+    """generator: a native_generator.NativeGenerator connected to the server."""
+    return lambda offsets, rate, first: generator.step(offsets, rate, first, timeout_s, server_pid)
+
+
+def python_runner(sender: openloop.GrpcSender, payloads: list[bytes], server_pid: int, timeout_s: float) -> Runner:
+    return lambda offsets, rate, first: openloop.run_offsets(sender, payloads, offsets, rate, timeout_s, first,
+                                                             server_pid)
+
+
+async def server_runner(target: str, server_pid: int, payloads: list[bytes], requests_file: Path | None,
+                        timeout_s: float, opened: list, method: str = openloop.CLASSIFY_METHOD,
+                        check_fallback: bool = True) -> Runner:
+    """The C++ generator when `requests_file` (payloads written by native_generator.write_requests)
+    is given, else openloop.py's. What it opens is appended to `opened`, for close_all."""
+    if requests_file is not None:
+        generator = NativeGenerator(target, requests_file, method, check_fallback=check_fallback)
+        opened.append(generator)
+        return native_runner(generator, server_pid, timeout_s)
+    sender = openloop.GrpcSender(target, method, openloop.classify_check if check_fallback else None)
+    opened.append(sender)
+    await sender.ready()
+    return python_runner(sender, payloads, server_pid, timeout_s)
+
+
+async def close_all(opened: list) -> None:
+    for sender in opened:
+        closed = sender.close()
+        if inspect.isawaitable(closed):
+            await closed
+
+
+def ceiling_runner(score, texts: list[str], max_batch: int) -> Runner:
+    return lambda offsets, rate, first: ceiling.step(score, texts, offsets, rate, max_batch, first)
+
+
+def step_seed(seed: int, rate: float, repeat: int) -> int:
+    """The same schedule for every peer at a given (rate, repeat); a different one per repeat."""
+    return seed + int(rate * 1000) + 7919 * repeat
+
+
+async def measure(runners: dict[str, Runner], rates: list[float], step_seconds: float, budget_ms: float,
+                  repeats: int = 3, refine: int = 2, arrivals: str = "poisson", seed: int = 0,
+                  warmup_seconds: float = 2.0, pause_seconds: float = 0.5,
+                  on_step: Callable[[str, openloop.StepResult], None] | None = None) -> dict[str, openloop.Ladder]:
+    """Each peer's ladder (median-p99 step per rate; every run in `Ladder.repeats`)."""
+    cursors = {peer: 0 for peer in runners}  # each peer replays the file onwards, as on one ladder
+
+    async def run(peer: str, rate: float, offsets: np.ndarray) -> openloop.StepResult:
+        result = runners[peer](offsets, rate, cursors[peer])
+        if inspect.isawaitable(result):
+            result = await result
+        cursors[peer] += result.sent
+        await asyncio.sleep(pause_seconds)  # every peer goes idle between steps
+        return result
+
+    async def step(peer: str, rate: float, repeat: int) -> openloop.StepResult:
+        result = await run(peer, rate, openloop.arrival_offsets(rate, step_seconds, arrivals,
+                                                                step_seed(seed, rate, repeat)))
+        if on_step:
+            on_step(peer, result)
+        return result
+
+    if warmup_seconds > 0 and rates:
+        for peer in runners:
+            await run(peer, rates[0], openloop.arrival_offsets(rates[0], warmup_seconds, arrivals, seed + 10_000))
+    # The inputs live all run: keep the cyclic GC from walking them mid-step.
+    gc.collect()
+    gc.freeze()
+    try:
+        return await openloop.paired_ladder(step, list(runners), rates, budget_ms, repeats, refine)
+    finally:
+        gc.unfreeze()
+
+
+def print_step(budget_ms: float) -> Callable[[str, openloop.StepResult], None]:
+    width = 15
+    print(" " * width + openloop.STEP_HEADER, flush=True)
+    return lambda peer, result: print(f"{peer:<{width}}{openloop.format_step(result, budget_ms)}", flush=True)
+
+
+def print_medians(ladders: dict[str, openloop.Ladder], budget_ms: float) -> None:
+    for peer, ladder in ladders.items():
+        print(f"\n{peer}: median-p99 run per rate\n{openloop.STEP_HEADER}")
+        for result in sorted(ladder.steps, key=lambda s: s.offered_rps):
+            print(openloop.format_step(result, budget_ms))

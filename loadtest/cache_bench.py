@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     parser.add_argument("--bundle", type=Path, default=Path("bundles/minilm-cpu"))
     parser.add_argument("--replay", type=Path, default=None, help="replay file (built from the data if missing)")
     parser.add_argument("--budget-ms", type=float, default=2.0)
-    parser.add_argument("--rates", default="250:4000:250")
+    parser.add_argument("--rates", default="250,500,750,1000,1500,2000,2500,3000")
     parser.add_argument("--step-seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per peer at each offered rate, interleaved; the median-p99 run counts")

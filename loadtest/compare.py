@@ -187,7 +187,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT intra-op threads, every peer")
     parser.add_argument("--max-batch", type=int, default=32, help="service and Triton; the ceiling's bound too")
     parser.add_argument("--max-wait-us", type=int, default=2000, help="service and Triton queue delay")
-    parser.add_argument("--rates", default="20:600:20", help="offered-rate ladder, 'start:stop:step' or 'a,b,c'")
+    parser.add_argument("--rates", default="25,50,75,100,150,200,300,400",
+                        help="offered-rate ladder (each rate costs peers x --repeats steps), 'start:stop:step' or 'a,b,c'")
     parser.add_argument("--step-seconds", type=float, default=8.0)
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
     parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")

@@ -39,6 +39,8 @@ from .native_generator import pick_generator, write_requests
 from .compare import ServerProcess, machine
 
 METHOD = openloop.CLASSIFY_METHOD
+
+
 def _lookups(metrics_url: str) -> dict[str, float]:
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
     return {m.group(1): float(m.group(2))

@@ -8,7 +8,6 @@ and the harnesses fall back to openloop.py.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -16,7 +15,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from . import openloop
@@ -134,35 +132,6 @@ def step_result(raw: dict, server_cpu_s: float | None = None) -> openloop.StepRe
         server_cpu_pct=100.0 * server_cpu_s / wall if server_cpu_s is not None and wall > 0 else None, wall_s=wall)
 
 
-def measure_native(target: str, requests_file: Path, rates: list[float], step_seconds: float, budget_ms: float,
-                   arrivals: str = "poisson", timeout_s: float = 1.0, refine: int = 2, stop_after_misses: int = 2,
-                   warmup_seconds: float = 2.0, seed: int = 0, server_pid: int | None = None,
-                   method: str = openloop.CLASSIFY_METHOD, check_fallback: bool = True,
-                   print_steps: bool = True) -> openloop.Ladder:
-    """openloop.run_ladder's procedure (warm-up, same seeds, same ladder and bisection) with the C++
-    generator sending."""
-    with NativeGenerator(target, requests_file, method, check_fallback=check_fallback) as gen:
-        if print_steps:
-            print(openloop.STEP_HEADER, flush=True)
-        if warmup_seconds > 0 and rates:
-            warmup = openloop.arrival_offsets(rates[0], warmup_seconds, arrivals, seed + 10_000)
-            gen.step(warmup, rates[0], 0, timeout_s)
-        cursor, index = 0, 0
-
-        async def step(rate: float) -> openloop.StepResult:
-            nonlocal cursor, index
-            result = gen.step(openloop.arrival_offsets(rate, step_seconds, arrivals, seed + index), rate, cursor,
-                              timeout_s, server_pid)
-            cursor += result.sent  # each step replays the next stretch of the file
-            index += 1
-            if print_steps:
-                print(openloop.format_step(result, budget_ms), flush=True)
-            time.sleep(0.5)  # let the server go idle between steps
-            return result
-
-        return asyncio.run(openloop.step_ladder(step, rates, budget_ms, refine, stop_after_misses))
-
-
 def pick_generator(choice: str) -> str:
     """"native" when the C++ generator builds here, else "python" (with the reason, on stderr)."""
     if choice == "python":
@@ -177,5 +146,3 @@ def pick_generator(choice: str) -> str:
               "(~1-1.5 ms p99 on 2 cores) and CPU (~0.3-0.5 ms a request) weigh on the measured server",
               file=sys.stderr, flush=True)
         return "python"
-
-

@@ -201,26 +201,12 @@ def best_rate(steps: list[StepResult], budget_ms: float) -> float:
 async def step_ladder(step: Callable[[float], Awaitable[StepResult]], rates: list[float], budget_ms: float,
                       refine: int = 2, stop_after_misses: int = 2) -> Ladder:
     """Step the offered rate up; stop after `stop_after_misses` steps over budget in a row, then
-    bisect `refine` times between the best passing rate and the first miss above it.
-    Shared by every peer (and the in-process ceiling), so their numbers come from one procedure."""
-    steps: list[StepResult] = []
-    misses = 0
-    for rate in rates:
-        steps.append(await step(rate))
-        misses = 0 if steps[-1].within(budget_ms) else misses + 1
-        if misses >= stop_after_misses:
-            break
-    for _ in range(refine):
-        low = best_rate(steps, budget_ms)
-        above = [s.offered_rps for s in steps if s.offered_rps > low]
-        if not above:
-            break
-        high = min(above)
-        mid = round((low + high) / 2, 1)
-        if mid in {s.offered_rps for s in steps} or high - mid < 1:
-            break
-        steps.append(await step(mid))
-    return Ladder(steps, budget_ms, best_rate(steps, budget_ms))
+    bisect `refine` times between the best passing rate and the first miss above it: paired_ladder
+    with one peer and one run per rate. Shared by every peer (and the in-process ceiling), so their
+    numbers come from one procedure."""
+    ladder = (await paired_ladder(lambda _peer, rate, _repeat: step(rate), ["only"], rates, budget_ms,
+                                  repeats=1, refine=refine, stop_after_misses=stop_after_misses))["only"]
+    return Ladder(ladder.steps, budget_ms, ladder.max_rate_within_budget)  # one run per rate: nothing to repeat
 
 
 def median_step(runs: list[StepResult]) -> StepResult:

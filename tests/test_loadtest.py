@@ -198,3 +198,18 @@ def test_paired_measure_gives_every_peer_the_same_schedules_and_its_own_replay_p
     assert len({offsets for _, offsets, _ in seen["quick"]}) == 4  # a new schedule per repeat
     firsts = [first for _, _, first in seen["quick"]]
     assert firsts == sorted(firsts) and firsts[0] == 0 and len(set(firsts)) == 4
+
+
+def test_step_ladder_stops_after_two_misses_then_bisects():
+    tried = []
+
+    async def step(rate):
+        tried.append(rate)
+        p99 = 1.0 if rate <= 250 else 5.0
+        return openloop.StepResult(offered_rps=rate, sent=10, ok=10, achieved_rps=rate,
+                                   latency_ms={"p50": p99 / 2, "p99": p99})
+
+    ladder = asyncio.run(openloop.step_ladder(step, [100, 200, 300, 400, 500, 600], budget_ms=2.0, refine=2))
+    assert tried == [100, 200, 300, 400, 250, 275]  # 300 and 400 miss: stop; then 250 (passes), 275 (misses)
+    assert ladder.max_rate_within_budget == 250
+    assert ladder.repeats == []

@@ -88,14 +88,17 @@ async def measure_pair(targets: dict[str, tuple[str, int]], payloads: list[bytes
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, default=Path("bundles/minilm-cpu"))
+    parser.add_argument("--bundle", type=Path, default=Path("bundles/minilm-cpu"),
+                        help="bundle the service serves (default: %(default)s)")
     parser.add_argument("--replay", type=Path, default=None, help="replay file (built from the data if missing)")
-    parser.add_argument("--budget-ms", type=float, default=2.0)
-    parser.add_argument("--rates", default="250,500,750,1000,1500,2000,2500,3000")
-    parser.add_argument("--step-seconds", type=float, default=4.0)
+    parser.add_argument("--budget-ms", type=float, default=2.0,
+                        help="p99 budget a step must meet, in ms (default: %(default)s)")
+    parser.add_argument("--rates", default="250,500,750,1000,1500,2000,2500,3000",
+                        help="offered rates per second, 'a,b,c' or 'start:stop:step' (default: %(default)s)")
+    parser.add_argument("--step-seconds", type=float, default=4.0, help="length of one step (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per peer at each offered rate, interleaved; the median-p99 run counts")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="the service's ORT intra-op threads (default: %(default)s)")
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator: the C++ one (loadtest/native, built on first use; needs "
                              "libgrpc++-dev) or openloop.py; auto = native when it builds (default: %(default)s)")

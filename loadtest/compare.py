@@ -179,22 +179,29 @@ def summary(ladders: dict[str, openloop.Ladder], budget_ms: float, repeats: int)
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "minilm-cpu")
-    parser.add_argument("--replay", type=Path, default=replay_file.DEFAULT_REPLAY)
+    parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "minilm-cpu",
+                        help="bundle every peer serves (default: %(default)s)")
+    parser.add_argument("--replay", type=Path, default=replay_file.DEFAULT_REPLAY,
+                        help="replay file (built from the labelled data if missing; default: %(default)s)")
     parser.add_argument("--peers", default=",".join(DEFAULT_PEERS),
                         help=f"comma-separated, from {', '.join(PEERS)} (default: %(default)s)")
-    parser.add_argument("--budget-ms", type=float, default=20.0)
+    parser.add_argument("--budget-ms", type=float, default=20.0,
+                        help="p99 budget a step must meet, in ms (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT intra-op threads, every peer")
     parser.add_argument("--max-batch", type=int, default=32, help="service and Triton; the ceiling's bound too")
     parser.add_argument("--max-wait-us", type=int, default=2000, help="service and Triton queue delay")
     parser.add_argument("--rates", default="25,50,75,100,150,200,300,400",
                         help="offered-rate ladder (each rate costs peers x --repeats steps), 'start:stop:step' or 'a,b,c'")
-    parser.add_argument("--step-seconds", type=float, default=8.0)
-    parser.add_argument("--warmup-seconds", type=float, default=2.0)
-    parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")
-    parser.add_argument("--refine", type=int, default=2)
-    parser.add_argument("--timeout-ms", type=float, default=1000.0)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--step-seconds", type=float, default=8.0, help="length of one step (default: %(default)s)")
+    parser.add_argument("--warmup-seconds", type=float, default=2.0,
+                        help="unmeasured load per peer before the ladder (default: %(default)s)")
+    parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson",
+                        help="arrival process (default: %(default)s)")
+    parser.add_argument("--refine", type=int, default=2,
+                        help="bisections between the best passing rate and the first miss (default: %(default)s)")
+    parser.add_argument("--timeout-ms", type=float, default=1000.0,
+                        help="per-request gRPC deadline; a timed-out request counts as a failure (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="base seed of the arrival schedules (default: %(default)s)")
     parser.add_argument("--triton-python", type=Path, default=DEFAULT_TRITON_PYTHON,
                         help="interpreter of the side venv that has nvidia-pytriton (see peers/triton_server.py)")
     parser.add_argument("--repeats", type=int, default=3,
@@ -202,7 +209,7 @@ def main(argv=None) -> None:
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator for the servers: the C++ one (loadtest/native, ~0.1 ms CPU a "
                              "request) or openloop.py (~0.3-0.5 ms); auto = native when it builds (default: %(default)s)")
-    parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--json-out", type=Path, help="write every run, the medians and the idle CPU here")
     args = parser.parse_args(argv)
     args.generator = pick_generator(args.generator)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]

@@ -43,9 +43,12 @@ def describe(name: str, seconds: list[float]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=replay_file.DEFAULT_DATA)
-    parser.add_argument("--replay", type=Path, default=replay_file.DEFAULT_REPLAY)
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--data", type=Path, default=replay_file.DEFAULT_DATA,
+                        help="labelled URLs (JSONL) whose letter runs are segmented (default: %(default)s)")
+    parser.add_argument("--replay", type=Path, default=replay_file.DEFAULT_REPLAY,
+                        help="replay file for the parse + render timing (built if missing; default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=5000,
+                        help="replayed requests to parse and render (default: %(default)s)")
     args = parser.parse_args(argv)
 
     ours = load_segmenter()

@@ -123,6 +123,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "(default: tests/probes/title-probes.jsonl when present)")
 
 
+def _automatic_or_count(text: str) -> int:
+    """A thread or worker count: 0 means automatic, anything negative is an error here, not later."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 = automatic)")
+    return value
+
+
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
     p.add_argument("--policies", type=Path, default=None, help="brand profiles TOML (default: the packaged one)")
@@ -131,7 +142,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, default=32, help="largest micro-batch (default: %(default)s)")
     p.add_argument("--max-wait-us", type=int, default=2000,
                    help="longest a request waits for its batch to fill, in microseconds (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads, 0 = all cores")
+    p.add_argument("--workers", type=_automatic_or_count, default=0,
+                   help="inference threads, each computing its own batch; 0 = one per core on CPU, one on a GPU")
+    p.add_argument("--threads", type=_automatic_or_count, default=0,
+                   help="ONNX Runtime intra-op threads per worker, 0 = the cores shared among the workers")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
                    help="execution provider; tensorrt: TensorRT EP (fp16, engines cached in $BRANDSAFE_TRT_CACHE) "
                         "in front of CUDA (default: %(default)s)")
@@ -199,7 +213,8 @@ def _server_config(args):
     from brandsafe.service.server import ServerConfig
 
     config = ServerConfig(bundle=args.bundle, host=args.host, port=args.port, max_batch=args.max_batch,
-                          max_wait_us=args.max_wait_us, intra_op_threads=args.threads, device=args.device,
+                          max_wait_us=args.max_wait_us, inference_workers=args.workers,
+                          intra_op_threads=args.threads, device=args.device,
                           backend=args.backend, torch_model=args.torch_model,
                           grace_seconds=args.grace_seconds, metrics_port=args.metrics_port, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,

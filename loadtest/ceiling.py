@@ -8,11 +8,16 @@ call (tokenize + ONNX Runtime + calibration). A request's latency is its batch's
 minus its intended arrival time, exactly as the load generator measures a server. Nothing else
 runs in the process, so this is the best any server around this model could do on this machine
 with this batching bound: arrival → model with zero overhead and perfect knowledge of the queue.
+
+With `workers` > 1 (as many as the service runs), that many such loops share one arrival
+sequence: whichever is free takes every request that has arrived, so two batches can compute at
+once, exactly as the service's workers do, still with no transport and no queue code between.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 from typing import Callable
 
@@ -22,31 +27,59 @@ from .openloop import Ladder, StepResult, arrival_offsets, latency_summary, step
 
 
 def play(score: Callable[[list[str]], np.ndarray], texts: list[str], offsets: np.ndarray, max_batch: int,
-         first_text: int = 0, clock: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray, float]:
-    """Latency (s) of each arrival under greedy batching, and the wall time of the run."""
+         first_text: int = 0, clock: Callable[[], float] = time.perf_counter,
+         workers: int = 1) -> tuple[np.ndarray, float]:
+    """Latency (s) of each arrival under greedy batching by `workers` loops, and the wall time of the run."""
     n = len(offsets)
     latency = np.empty(n)
+    claim = threading.Lock()  # taking a batch is the only shared step
+    next_arrival = 0
+    failures: list[BaseException] = []
     start = clock()
-    i = 0
-    while i < n:
-        now = clock() - start
-        if offsets[i] > now:
-            time.sleep(offsets[i] - now)  # idle until the next arrival; nothing else wants the CPU
-            continue
-        j = min(n, i + max_batch, int(np.searchsorted(offsets, now, side="right")))
-        j = max(j, i + 1)
-        score([texts[(first_text + k) % len(texts)] for k in range(i, j)])
-        latency[i:j] = (clock() - start) - offsets[i:j]
-        i = j
+
+    def loop() -> None:
+        try:
+            batches()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread below
+            failures.append(exc)
+            with claim:  # the other loops stop too
+                nonlocal next_arrival
+                next_arrival = n
+
+    def batches() -> None:
+        nonlocal next_arrival
+        while True:
+            with claim:
+                i = next_arrival
+                if i >= n:
+                    return
+                now = clock() - start
+                if offsets[i] <= now:
+                    j = max(i + 1, min(n, i + max_batch, int(np.searchsorted(offsets, now, side="right"))))
+                    next_arrival = j
+            if offsets[i] > now:
+                time.sleep(offsets[i] - now)  # idle until the next arrival (another loop may take it)
+                continue
+            score([texts[(first_text + k) % len(texts)] for k in range(i, j)])
+            latency[i:j] = (clock() - start) - offsets[i:j]
+
+    others = [threading.Thread(target=loop, name=f"ceiling-{w}") for w in range(1, workers)]
+    for thread in others:
+        thread.start()
+    loop()
+    for thread in others:
+        thread.join()
+    if failures:
+        raise failures[0]
     return latency, clock() - start
 
 
 def step(score: Callable[[list[str]], np.ndarray], texts: list[str], offsets: np.ndarray, rate: float,
-         max_batch: int, first_text: int = 0) -> StepResult:
+         max_batch: int, first_text: int = 0, workers: int = 1) -> StepResult:
     """One open-loop step against the greedy batching loop, reported like a server's step (the
     "server" CPU is this process's own)."""
     cpu0 = time.process_time()
-    latency, wall = play(score, texts, offsets, max_batch, first_text)
+    latency, wall = play(score, texts, offsets, max_batch, first_text, workers=workers)
     cpu = time.process_time() - cpu0
     return StepResult(offered_rps=rate, sent=len(offsets), ok=len(offsets),
                       achieved_rps=len(offsets) / wall if wall > 0 else 0.0,

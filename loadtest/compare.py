@@ -2,7 +2,10 @@
 
     python -m brandsafe.loadtest.compare --bundle bundles/minilm-cpu --budget-ms 20
 
-Same bundle, same machine, same ORT thread count, same batching bounds (max batch, max wait), and
+Same bundle, same machine, same inference workers and ORT threads (the service's defaults: one
+worker per core, one thread each; the ceiling runs as many loops, Triton as many model instances,
+and the naive server, one request at a time by design, gets all their threads), same batching
+bounds (max batch, max wait), and
 the same load: the replay file's impressions, the same offered-rate ladder and the same Poisson
 schedules for every peer. All servers are up at once and take turns: at each offered rate each
 peer runs --repeats steps, interleaved with the others', and its median-p99 run counts (paired.py),
@@ -25,8 +28,6 @@ import time
 from pathlib import Path
 
 from brandsafe.bundle import BundleInfo
-from brandsafe.rendering import render
-from brandsafe.service.requests import parse
 
 from . import openloop, paired
 from . import replay as replay_file
@@ -82,10 +83,11 @@ def machine() -> str:
 
 
 def server_argv(peer: str, args, work: Path) -> list[str]:
-    common = ["--bundle", str(args.bundle), "--threads", str(args.threads)]
+    common = ["--bundle", str(args.bundle), "--threads", str(args.threads), "--workers", str(args.workers)]
     batching = ["--max-batch", str(args.max_batch), "--max-wait-us", str(args.max_wait_us)]
     if peer == "naive":
-        return [sys.executable, "-m", "brandsafe.loadtest.peers.naive_server", *common, "--port", "0"]
+        return [sys.executable, "-m", "brandsafe.loadtest.peers.naive_server", "--bundle", str(args.bundle),
+                "--threads", str(args.threads * args.workers), "--port", "0"]
     if peer == "triton":
         return [str(args.triton_python), str(REPO / "loadtest" / "peers" / "triton_server.py"), *common, *batching,
                 "--texts", str(work / "texts.jsonl"), "--requests-out", str(work / "triton-requests.bin")]
@@ -103,7 +105,7 @@ def server_argv(peer: str, args, work: Path) -> list[str]:
 def load_ceiling(args):
     from brandsafe.service.model import LoadedBundle
 
-    model = LoadedBundle(args.bundle, intra_op_threads=args.threads)
+    model = LoadedBundle(args.bundle, intra_op_threads=args.threads)  # one session, shared by the loops
     model.warm_up(sorted({1, 2, 4, 8, 16, args.max_batch}))
     return model
 
@@ -141,7 +143,7 @@ async def measure_all(peers: list[str], servers: dict[str, ServerProcess], model
         runners: dict[str, paired.Runner] = {}
         for peer in peers:
             if peer == "ceiling":
-                runners[peer] = paired.ceiling_runner(model.score, texts, args.max_batch)
+                runners[peer] = paired.ceiling_runner(model.score, texts, args.max_batch, args.workers)
                 continue
             if peer not in servers:
                 continue
@@ -187,7 +189,11 @@ def main(argv=None) -> None:
                         help=f"comma-separated, from {', '.join(PEERS)} (default: %(default)s)")
     parser.add_argument("--budget-ms", type=float, default=20.0,
                         help="p99 budget a step must meet, in ms (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT intra-op threads, every peer")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="concurrent batches: the service's workers, the ceiling's loops, Triton's model "
+                             "instances (default: %(default)s, the service's default on CPU)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ORT intra-op threads per worker; 0 = cores / workers (default: %(default)s)")
     parser.add_argument("--max-batch", type=int, default=32, help="service and Triton; the ceiling's bound too")
     parser.add_argument("--max-wait-us", type=int, default=2000, help="service and Triton queue delay")
     parser.add_argument("--rates", default="25,50,75,100,150,200,300,400",
@@ -211,6 +217,9 @@ def main(argv=None) -> None:
                              "request) or openloop.py (~0.3-0.5 ms); auto = native when it builds (default: %(default)s)")
     parser.add_argument("--json-out", type=Path, help="write every run, the medians and the idle CPU here")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.threads < 0:
+        parser.error("--workers must be >= 1 and --threads >= 0")
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     args.generator = pick_generator(args.generator)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     if unknown := set(peers) - set(PEERS):
@@ -219,12 +228,12 @@ def main(argv=None) -> None:
     records = replay_file.load_or_build(args.replay)
     requests = [replay_file.to_request(r) for r in records]
     payloads = [r.SerializeToString() for r in requests]
-    texts = [render(parse(r, "default").page) for r in requests]
+    texts = openloop.rendered_texts(requests)
     print(f"machine: {machine()}", flush=True)
     info = BundleInfo.load(args.bundle)
     print(f"compare: bundle {info.bundle_id} ({info.precision}, {args.bundle}), {len(records)} replayed "
-          f"impressions, {args.threads} ORT threads, max batch {args.max_batch}, max wait {args.max_wait_us} us, "
-          f"{args.arrivals} arrivals, "
+          f"impressions, {args.workers} workers x {args.threads} ORT threads, max batch {args.max_batch}, "
+          f"max wait {args.max_wait_us} us, {args.arrivals} arrivals, "
           f"{args.step_seconds:g} s steps, p99 budget {args.budget_ms:g} ms, {args.generator} generator", flush=True)
 
     skipped: dict[str, str] = {}

@@ -342,6 +342,20 @@ def classify_payloads(replay: Path | None) -> list[bytes]:
     return [replay_file.to_request(r).SerializeToString() for r in replay_file.load_or_build(replay)]
 
 
+def rendered_texts(requests) -> list[str]:
+    """The model input text of each ClassifyRequest, as the service renders it (default profile)."""
+    from brandsafe.rendering import render
+    from brandsafe.service.requests import parse
+
+    return [render(parse(r, "default").page) for r in requests]
+
+
+def classify_texts(replay: Path | None) -> list[str]:
+    from . import replay as replay_file
+
+    return rendered_texts(replay_file.to_request(r) for r in replay_file.load_or_build(replay))
+
+
 async def measure(target: str, payloads: list[bytes], method: str = CLASSIFY_METHOD, server_pid: int | None = None,
                   print_steps: bool = True, check: Callable[[bytes], str] | None = None, **ladder_kwargs) -> Ladder:
     sender = GrpcSender(target, method, check)

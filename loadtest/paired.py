@@ -59,8 +59,8 @@ async def close_all(opened: list) -> None:
             await closed
 
 
-def ceiling_runner(score, texts: list[str], max_batch: int) -> Runner:
-    return lambda offsets, rate, first: ceiling.step(score, texts, offsets, rate, max_batch, first)
+def ceiling_runner(score, texts: list[str], max_batch: int, workers: int = 1) -> Runner:
+    return lambda offsets, rate, first: ceiling.step(score, texts, offsets, rate, max_batch, first, workers)
 
 
 def step_seed(seed: int, rate: float, repeat: int) -> int:

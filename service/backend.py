@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -56,7 +57,7 @@ class OnnxRuntimeBackend:
         self.batch_buckets = sorted(batch_buckets) if batch_buckets else None
         self.trt_cache_dir = Path(trt_cache_dir or os.environ.get("BRANDSAFE_TRT_CACHE", "/tmp/brandsafe-trt-cache"))
         self.session: ort.InferenceSession | None = None
-        self._buffers: dict[tuple, tuple] = {}  # shape → (input OrtValues, output OrtValue, binding)
+        self._buffers: dict[tuple, tuple] = {}  # (thread, shape) → (input OrtValues, output OrtValue, binding)
 
     def initialize(self) -> "OnnxRuntimeBackend":
         options = ort.SessionOptions()
@@ -111,9 +112,10 @@ class OnnxRuntimeBackend:
 
     def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run with inputs and logits bound to device buffers kept per shape: the copy of this
-        batch's ids into them is the only host→device transfer, the logits the only way back."""
+        batch's ids into them is the only host→device transfer, the logits the only way back.
+        Buffers are per worker thread: two batches of one shape must not overwrite each other's ids."""
         shape = next(iter(feeds.values())).shape
-        key = (shape, tuple(sorted(feeds)))
+        key = (threading.get_ident(), shape, tuple(sorted(feeds)))
         if key not in self._buffers:
             binding = self.session.io_binding()
             inputs = {}

@@ -1,10 +1,13 @@
-"""Dynamic micro-batching: requests queue on the event loop; one inference thread drains them.
+"""Dynamic micro-batching: requests queue on the event loop; `workers` inference threads drain them.
 
 A batch closes when it is full or when its oldest request has waited `max_wait_us`; requests
 that queued while the previous batch ran are not made to wait again, and a lone request does
 not wait at all when traffic is too thin for another one to arrive within the window (an
-exponentially weighted inter-arrival gap tells). Inference runs in a worker thread so the event
-loop keeps accepting and parsing while a batch executes.
+exponentially weighted inter-arrival gap tells). Inference runs in worker threads so the event
+loop keeps accepting and parsing while a batch executes. With several workers (the CPU default:
+one per core, each running ONNX Runtime single-threaded) a second batch starts while the first is
+still computing, instead of waiting behind it: at the batch sizes a 20 ms budget allows, that
+cuts queueing more than splitting one batch's ops across cores speeds it up (loadtest/TUNING.md §10).
 
 The queue is bounded (`QueueFull` at once beyond it), a request whose deadline passes while it
 waits is dropped before inference (`Expired`), and `expected_wait()` tells a caller, before it
@@ -31,20 +34,22 @@ class Expired(Exception):
 
 class MicroBatcher:
     def __init__(self, run_batch: Callable[[list[str]], np.ndarray], max_batch: int = 32, max_wait_us: int = 2000,
-                 max_queue: int = 1024, metrics=None):
-        if max_batch < 1 or max_wait_us < 0 or max_queue < 1:
-            raise ValueError("max_batch and max_queue must be >= 1, max_wait_us >= 0")
+                 max_queue: int = 1024, metrics=None, workers: int = 1):
+        if max_batch < 1 or max_wait_us < 0 or max_queue < 1 or workers < 1:
+            raise ValueError("max_batch, max_queue and workers must be >= 1, max_wait_us >= 0")
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.max_wait = max_wait_us / 1e6
         self.max_queue = max_queue
         self.metrics = metrics
+        self.workers = workers
         self._pending: collections.deque = collections.deque()  # (enqueued, deadline, text, future)
         self._has_items = asyncio.Event()
         self._full = asyncio.Event()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
+        self._free_workers = asyncio.Semaphore(workers)
         self._worker: asyncio.Task | None = None
-        self._busy_since: float | None = None  # a batch is being computed since then
+        self._running: dict[asyncio.Task, float] = {}  # batches being computed → when each started
         self._last_arrival = 0.0
         self._arrival_gap = float("inf")  # EWMA of seconds between submissions
         self._batch_seconds = 0.0         # EWMA of one batch's compute time
@@ -54,33 +59,38 @@ class MicroBatcher:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        for task in [self._worker, *self._running]:
+            if task:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         self._executor.shutdown(wait=True)
 
     async def drain(self, poll_seconds: float = 0.005) -> None:
         """Return once everything submitted so far has been answered (hot swap retires a batcher
         this way: no new work reaches it, and what it holds finishes)."""
-        while self._pending or self._busy_since is not None:
+        while self._pending or self._running:
             await asyncio.sleep(poll_seconds)
 
     def depth(self) -> int:
         return len(self._pending)
 
     def expected_wait(self) -> float:
-        """Seconds until a request queued now would be answered: what is left of the running
-        batch, plus the rows queued ahead of it and itself at the recent cost per row. An idle
-        batcher promises nothing it cannot check, so it admits (and so keeps its estimate fresh)."""
-        if self._busy_since is None and not self._pending:
+        """Seconds until a request queued now would be answered: until a worker is free (now, or
+        when the running batch that started first should end), plus the rows queued ahead of it
+        and itself at the recent cost per row, shared by as many workers as the queue makes
+        batches. An idle batcher promises nothing it cannot check, so it admits (and so keeps its
+        estimate fresh)."""
+        if len(self._running) < self.workers and not self._pending:
             return 0.0
-        running_left = 0.0
-        if self._busy_since is not None:
-            running_left = max(0.0, self._batch_seconds - (time.monotonic() - self._busy_since))
-        return running_left + (len(self._pending) + 1) * self._row_seconds
+        until_free = 0.0
+        if len(self._running) >= self.workers:
+            until_free = max(0.0, self._batch_seconds - (time.monotonic() - min(self._running.values())))
+        rows = len(self._pending) + 1
+        sharing = min(self.workers, -(-rows // self.max_batch))
+        return until_free + rows * self._row_seconds / sharing
 
     async def submit(self, text: str, deadline: float | None = None) -> np.ndarray:
         """Scores for `text`. `deadline` is a time.monotonic() instant after which computing it is
@@ -129,6 +139,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             await self._has_items.wait()
+            await self._free_workers.acquire()
             if len(self._pending) < self.max_batch and self._arrival_gap < self.max_wait:
                 wait = self._pending[0][0] + self.max_wait - time.monotonic()
                 if wait > 0:
@@ -138,24 +149,31 @@ class MicroBatcher:
                         pass
             batch = self._take_batch()
             if not batch:
+                self._free_workers.release()
                 continue
-            started = self._busy_since = time.monotonic()
-            try:
-                scores = await loop.run_in_executor(self._executor, self.run_batch, [item[2] for item in batch])
-            except Exception as exc:  # noqa: BLE001 - a failed batch fails its callers, not the batcher
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            finally:
-                elapsed = time.monotonic() - started
-                self._busy_since = None
-                self._batch_seconds = elapsed if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * elapsed
-                per_row = elapsed / len(batch)
-                self._row_seconds = per_row if not self._row_seconds else 0.8 * self._row_seconds + 0.2 * per_row
-                if self.metrics:
-                    self.metrics.batch_size.observe(len(batch))
-                    self.metrics.inference.observe(elapsed)
-            for (*_, future), row in zip(batch, scores):
+            task = loop.create_task(self._compute(batch))
+            self._running[task] = time.monotonic()
+            task.add_done_callback(self._running.pop)
+
+    async def _compute(self, batch: list) -> None:
+        started = time.monotonic()
+        try:
+            scores = await asyncio.get_running_loop().run_in_executor(self._executor, self.run_batch,
+                                                                      [item[2] for item in batch])
+        except Exception as exc:  # noqa: BLE001 - a failed batch fails its callers, not the batcher
+            for *_, future in batch:
                 if not future.done():
-                    future.set_result(row)
+                    future.set_exception(exc)
+            return
+        finally:
+            self._free_workers.release()
+            elapsed = time.monotonic() - started
+            self._batch_seconds = elapsed if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * elapsed
+            per_row = elapsed / len(batch)
+            self._row_seconds = per_row if not self._row_seconds else 0.8 * self._row_seconds + 0.2 * per_row
+            if self.metrics:
+                self.metrics.batch_size.observe(len(batch))
+                self.metrics.inference.observe(elapsed)
+        for (*_, future), row in zip(batch, scores):
+            if not future.done():
+                future.set_result(row)

@@ -44,7 +44,8 @@ class ServerConfig:
     port: int = 50051
     max_batch: int = 32
     max_wait_us: int = 2000
-    intra_op_threads: int = 0
+    inference_workers: int = 0             # 0: one per core on CPU, one on a GPU
+    intra_op_threads: int = 0              # per worker; 0: the cores shared among the workers
     device: str = "auto"
     backend: str = "onnxruntime"           # or "torch": PyTorch on `torch_model` (no CUDA build of ORT)
     torch_model: Path | None = None        # merged checkpoint for backend="torch"
@@ -103,6 +104,23 @@ class RunningServer:
         await self.server.wait_for_termination()
 
 
+def inference_threads(config: ServerConfig) -> int:
+    """ORT intra-op threads for each worker: as asked, else the cores divided among the workers
+    (one each by default on CPU, since the default is one worker per core)."""
+    if config.intra_op_threads:
+        return config.intra_op_threads
+    cores = os.cpu_count() or 1
+    return max(1, cores // (config.inference_workers or cores))
+
+
+def inference_workers(config: ServerConfig, on_device: bool) -> int:
+    """Concurrent batches: as asked, else one per core on CPU, and one on a GPU, where a single
+    stream of larger batches is what the device runs best."""
+    if config.inference_workers:
+        return config.inference_workers
+    return 1 if on_device else (os.cpu_count() or 1)
+
+
 def batch_sizes(max_batch: int) -> list[int]:
     sizes, size = [], 1
     while size < max_batch:
@@ -133,6 +151,9 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     metrics = metrics or default_metrics()
     if not 1 <= config.retrieval_top_k <= 5:
         raise ValueError(f"retrieval_top_k: {config.retrieval_top_k} is outside 1..5 (the <context> block holds 5)")
+    if config.inference_workers < 0 or config.intra_op_threads < 0:
+        raise ValueError(f"workers ({config.inference_workers}) and threads ({config.intra_op_threads}) "
+                         "must be >= 0 (0 = automatic)")
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.so_reuseport", 0)])
     health_servicer = health.aio.HealthServicer()
@@ -147,7 +168,7 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     await loop.run_in_executor(None, load_segmenter)
 
     async def load_serving(bundle_path: Path) -> Serving:
-        model = await loop.run_in_executor(None, LoadedBundle, bundle_path, config.intra_op_threads, config.device,
+        model = await loop.run_in_executor(None, LoadedBundle, bundle_path, inference_threads(config), config.device,
                                            config.backend, config.torch_model)
         try:
             policies = load_policies(config.policies, model.labels, model.thresholds)
@@ -155,7 +176,9 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
         except BaseException:
             model.close()
             raise
-        batcher = MicroBatcher(model.score, config.max_batch, config.max_wait_us, config.max_queue, metrics)
+        workers = inference_workers(config, getattr(model.backend, "on_device", False))
+        batcher = MicroBatcher(model.score, config.max_batch, config.max_wait_us, config.max_queue, metrics, workers)
+        log.info("inference: %d worker(s), %d ONNX Runtime thread(s) each", workers, inference_threads(config))
         batcher.start()
         return Serving(model, policies, batcher)
 

@@ -4,7 +4,6 @@ import shutil
 
 import numpy as np
 import onnx
-import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 

@@ -3,10 +3,7 @@ fp16 with external data in a bundle, IO binding and shape buckets, the PyTorch b
 TensorRT/CUDA options, the FSDP config, the GPU benchmark script and the recipe. What needs CUDA
 itself is skipped, with the reason, only where no CUDA device is present."""
 import json
-import shutil
-import subprocess
-import sys
-import tomllib
+import threading
 
 import numpy as np
 import onnx
@@ -84,12 +81,38 @@ def test_io_binding_gives_session_run_results_and_reuses_its_buffers(qwen3_bundl
     expected = plain.backend.execute(batch)
     got = bound.execute(batch)  # 3 rows padded to the 4-row bucket, answer cut back to 3
     assert got.shape == expected.shape and np.allclose(got, expected, atol=1e-5)
-    assert list(bound._buffers) == [(((4, batch["input_ids"].shape[1])), ("attention_mask", "input_ids"))]
+    shape_key = ((4, batch["input_ids"].shape[1]), ("attention_mask", "input_ids"))
+    assert list(bound._buffers) == [(threading.get_ident(), *shape_key)]
     other = plain.tokenizer(TEXTS[3:6])  # same shape, new content: written into the same buffers
     other_expected = plain.backend.execute(other)
     if other["input_ids"].shape == batch["input_ids"].shape:
         assert np.allclose(bound.execute(other), other_expected, atol=1e-5)
         assert len(bound._buffers) == 1
+
+
+def test_io_binding_buffers_are_per_worker_thread(qwen3_bundle):
+    """Two inference workers running batches of one shape at once must not share input buffers."""
+    plain = LoadedBundle(qwen3_bundle)
+    bound = OnnxRuntimeBackend(qwen3_bundle / "model.onnx", 1, "cpu", io_binding=True,
+                               batch_buckets=[1, 2, 4, 8]).initialize()
+    both = plain.tokenizer(TEXTS[:2])  # one padded length, so both batches map to one shape
+    batches = [{name: value[i:i + 1] for name, value in both.items()} for i in (0, 1)]
+    assert not np.array_equal(batches[0]["input_ids"], batches[1]["input_ids"])
+    expected = [plain.backend.execute(batch) for batch in batches]
+    mismatches = []
+
+    def worker(index: int) -> None:
+        for _ in range(100):
+            if not np.allclose(bound.execute(batches[index]), expected[index], atol=1e-5):
+                mismatches.append(index)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not mismatches
+    assert len({key[0] for key in bound._buffers}) == 2  # one set of buffers per thread
 
 
 def test_bucketed_model_warms_every_shape_and_serves_only_warmed_shapes(qwen3_bundle):

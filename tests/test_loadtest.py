@@ -3,6 +3,7 @@ from the intended send time. No bundle, no timing thresholds that a busy machine
 every latency assertion is a lower bound that a sleep guarantees."""
 import asyncio
 import collections
+import threading
 import time
 
 import grpc
@@ -213,3 +214,49 @@ def test_step_ladder_stops_after_two_misses_then_bisects():
     assert tried == [100, 200, 300, 400, 250, 275]  # 300 and 400 miss: stop; then 250 (passes), 275 (misses)
     assert ladder.max_rate_within_budget == 250
     assert ladder.repeats == []
+
+
+def test_ceiling_with_two_workers_computes_two_batches_at_once_and_answers_every_arrival_once():
+    lock, running, overlap, calls = threading.Lock(), [0], [0], []
+
+    def score(texts):
+        with lock:
+            running[0] += 1
+            overlap[0] = max(overlap[0], running[0])
+            calls.append(len(texts))
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return np.zeros((len(texts), 1))
+
+    offsets = openloop.arrival_offsets(400, 0.1, "constant")  # one arrival per 2.5 ms, a call takes 10
+    latency, _ = ceiling.play(score, ["t"], offsets, max_batch=2, workers=2)
+    assert sum(calls) == len(offsets) and max(calls) <= 2
+    assert overlap[0] == 2
+    assert np.all(latency >= 0.01)
+    # Two loops of 2-row batches keep up with 400/s (capacity 400/s); one alone would fall behind.
+    alone, _ = ceiling.play(score, ["t"], offsets, max_batch=2, workers=1)
+    assert np.percentile(latency, 99) < np.percentile(alone, 99)
+
+
+def test_ab_arms_are_named_flag_lists_and_a_nameless_one_is_refused():
+    import argparse
+
+    from brandsafe.loadtest.ab import parse_arm
+
+    assert parse_arm("before=--workers 1 --threads 2") == ("before", ["--workers", "1", "--threads", "2"])
+    assert parse_arm("after=") == ("after", [])
+    for bad in ("--workers 1", "=--workers 1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="NAME=FLAGS"):
+            parse_arm(bad)
+
+
+def test_ceiling_ab_configs_are_workers_by_threads():
+    import argparse
+
+    from brandsafe.loadtest.ceiling_ab import parse_config
+
+    assert parse_config("2x1") == (2, 1) and parse_config(" 1x2 ") == (1, 2)
+    for bad in ("2", "0x1", "2x0", "axb", "2*1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="WORKERSxTHREADS"):
+            parse_config(bad)

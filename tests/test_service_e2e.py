@@ -37,7 +37,6 @@ def test_scores_match_the_bundle_model_run_directly(server):
     """What the server answers is the bundle's ONNX model on the shared rendering, nothing else."""
     from brandsafe.rendering import PageContext, render
     from brandsafe.service.model import LoadedBundle
-    from conftest import REPO  # noqa: F401
 
     bundle = LoadedBundle(server_bundle_dir(server))
     expected = bundle.score([render(PageContext(url="bet-now.example/poker", title="Poker night"))])[0]

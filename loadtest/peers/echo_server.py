@@ -7,7 +7,6 @@ no cache. The cache benchmark compares the service's cache-hit path with it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import grpc

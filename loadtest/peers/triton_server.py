@@ -1,6 +1,6 @@
 """Peer: Triton Inference Server (via nvidia-pytriton) with its dynamic batcher, CPU only.
 
-    .venv/peers/triton/bin/python loadtest/peers/triton_server.py --bundle B --threads N \
+    .venv/peers/triton/bin/python loadtest/peers/triton_server.py --bundle B --threads N --workers W \
         --max-batch 32 --max-wait-us 2000 [--texts texts.jsonl --requests-out infer.bin]
 
 Why a second virtualenv: nvidia-pytriton pins numpy<2 and tritonclient[grpc] pins protobuf<7,
@@ -16,7 +16,8 @@ wordsegment because brandsafe.bundle imports the renderer. The checkout's own br
 service/ folders are imported from source, not installed.)
 
 The model is bound the way pytriton documents: a Python callable behind Triton's dynamic batcher
-(one instance, max batch / max queue delay equal to this service's). The callable holds a
+(--workers instances over one shared ORT session, as the service's workers share theirs;
+max batch / max queue delay equal to this service's). The callable holds a
 `LoadedBundle`, so tokenization, ORT session options and thread counts are the service's own.
 It takes the rendered page text (BYTES) and returns the calibrated probabilities: the client
 pre-renders, so Triton skips request validation, rendering, policy and response building that
@@ -102,6 +103,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (as `brandsafe serve`)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="model instances, each running its own batches on one shared ORT session "
+                             "(as `brandsafe serve --workers`)")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-us", type=int, default=2000)
     parser.add_argument("--port", type=int, default=0, help="Triton gRPC port, 0 = a free one")
@@ -138,7 +142,7 @@ def main(argv=None) -> None:
     with Triton(config=config) as triton:
         triton.bind(
             model_name=MODEL_NAME,
-            infer_func=infer,
+            infer_func=[infer] * args.workers,  # a list: one Triton model instance per callable
             inputs=[Tensor(name="text", dtype=bytes, shape=(1,))],
             outputs=[Tensor(name="probs", dtype=np.float32, shape=(-1,))],
             config=ModelConfig(max_batch_size=args.max_batch,

@@ -48,6 +48,10 @@ class Metrics:
                                   ["status"], registry=registry)
         self.retrieval_latency = Histogram("brandsafe_retrieval_seconds", "Retrieval hook time (embed + search)",
                                            buckets=_LATENCY_BUCKETS, registry=registry)
+        self.gc_pauses = Histogram("brandsafe_gc_pause_seconds",
+                                   "Cyclic garbage collections by generation (all Python threads stop meanwhile)",
+                                   ["generation"], buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01,
+                                                            0.02, 0.05, 0.1), registry=registry)
 
     def set_bundle(self, bundle_id: str) -> None:
         self.bundle.clear()

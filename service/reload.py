@@ -20,6 +20,8 @@ from brandsafe.bundle import MANIFEST
 from brandsafe.v1 import brandsafe_pb2 as pb
 from brandsafe.v1 import brandsafe_pb2_grpc as pb_grpc
 
+from . import heap
+
 log = logging.getLogger(__name__)
 
 
@@ -100,6 +102,8 @@ class BundleSwapper:
         await old.batcher.drain()
         await old.batcher.stop()
         old.model.close()
+        del old
+        heap.settle()  # the retired bundle is collected, the new one frozen
 
     def _count(self, result: str, index: bool = False) -> None:
         if self.metrics:

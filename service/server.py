@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
+from . import heap
 from .batcher import MicroBatcher
 from .cache import LocalTier, RedisTier, VerdictCache
 from .metrics import Metrics, default_metrics
@@ -149,6 +150,7 @@ def _cache(config: ServerConfig, metrics: Metrics) -> VerdictCache | None:
 
 async def start(config: ServerConfig, metrics: Metrics | None = None) -> RunningServer:
     metrics = metrics or default_metrics()
+    heap.watch_pauses(metrics.gc_pauses)
     if not 1 <= config.retrieval_top_k <= 5:
         raise ValueError(f"retrieval_top_k: {config.retrieval_top_k} is outside 1..5 (the <context> block holds 5)")
     if config.inference_workers < 0 or config.intra_op_threads < 0:
@@ -214,6 +216,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     except BaseException:
         await server.stop(0)
         raise
+    frozen = heap.settle()
+    log.debug("startup heap: %d objects frozen out of the cyclic GC", frozen)
     metrics_port = metrics.serve(config.metrics_port, config.host) if config.metrics_port is not None else None
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -3,6 +3,7 @@ from the intended send time. No bundle, no timing thresholds that a busy machine
 every latency assertion is a lower bound that a sleep guarantees."""
 import asyncio
 import collections
+import os
 import threading
 import time
 
@@ -260,3 +261,35 @@ def test_ceiling_ab_configs_are_workers_by_threads():
     for bad in ("2", "0x1", "2x0", "axb", "2*1"):
         with pytest.raises(argparse.ArgumentTypeError, match="WORKERSxTHREADS"):
             parse_config(bad)
+
+
+def test_where_time_goes_reads_named_threads_and_sums_them_per_request():
+    from brandsafe.loadtest.where_time_goes import per_thread, thread_times
+    from brandsafe.service.batcher import name_native_thread
+
+    named, release = threading.Event(), threading.Event()
+
+    def probe():
+        name_native_thread("probe")
+        named.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    try:
+        assert named.wait(10)
+        names = [name for name, _, _ in thread_times(os.getpid()).values()]
+        assert "event loop (main)" in names
+        assert any(name.startswith("probe-") for name in names)
+    finally:
+        release.set()
+        thread.join()
+
+    before = {"1": ("event loop (main)", 1.0, 10), "2": ("event_engine", 0.5, 5), "3": ("event_engine", 0.2, 1),
+              "4": ("gone", 0.1, 1)}
+    after = {"1": ("event loop (main)", 1.1, 410), "2": ("event_engine", 0.55, 105), "3": ("event_engine", 0.25, 101),
+             "5": ("new", 9.0, 9)}
+    rows = per_thread(before, after, answered=100)
+    assert [name for name, _, _ in rows] == ["event loop (main)", "event_engine"]  # threads born mid-step skipped
+    assert rows[0][1] == pytest.approx(1.0) and rows[0][2] == pytest.approx(4.0)   # ms and wake-ups per request
+    assert rows[1][1] == pytest.approx(1.0) and rows[1][2] == pytest.approx(2.0)   # one name's threads summed

@@ -72,3 +72,21 @@ def test_fast_segmenter_splits_exactly_as_wordsegment():
     assert len(runs) > 1500
     mismatched = [r for r in sorted(runs) if segmenter.segment(r) != wordsegment.segment(r)]
     assert mismatched == []
+
+
+def test_segmenting_leaves_no_cyclic_garbage():
+    """Each first-sight URL is segmented on the event loop: its search memo must be freed at once,
+    not left in a reference cycle for the cyclic GC to collect while requests wait."""
+    import gc
+
+    from brandsafe.urltext import load_segmenter
+
+    segmenter = load_segmenter()
+    gc.collect()
+    gc.disable()
+    try:
+        for run in ["cheappillsonline", "bestfootballhighlightsvideos", "newsworldtodayupdates"] * 20:
+            assert segmenter.segment(run)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -94,10 +94,10 @@ class _Segmenter:
             carry = "".join(chunk_words[-5:])
             out.extend(chunk_words[:-5])
         out.extend(search(carry, self.start)[1])
-        # `search` refers to itself through its closure: unbinding it breaks that cycle, so the
+        # `search` refers to itself through its closure: rebinding the name breaks that cycle, so the
         # memo is freed now by reference counting instead of piling up for the cyclic GC, whose
         # collections then run on the event loop (TUNING.md §11).
-        del search
+        search = None
         return out
 
 

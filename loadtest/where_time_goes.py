@@ -117,6 +117,7 @@ def main(argv=None) -> None:
             run_steps(server.target, server.pid, payloads, requests_file, args, f"http://127.0.0.1:{metrics_port}/"))
     finally:
         server.stop()
+    print(openloop.STEP_HEADER)
     print(openloop.format_step(step, None), flush=True)
     answered = max(step.ok, 1)
     print(f"\nper answered request ({step.ok} answered):")

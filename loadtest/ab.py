@@ -49,13 +49,7 @@ def main(argv=None) -> None:
     parser.add_argument("--bundle", type=Path, default=Path("bundles/minilm-cpu"),
                         help="bundle every arm serves (default: %(default)s)")
     parser.add_argument("--replay", type=Path, default=None, help="replay file (built from the data if missing)")
-    parser.add_argument("--budget-ms", type=float, default=20.0,
-                        help="p99 budget a step must meet, in ms (default: %(default)s)")
-    parser.add_argument("--rates", default="50,75,100,125,150,200,250",
-                        help="offered rates per second, 'a,b,c' or 'start:stop:step' (default: %(default)s)")
-    parser.add_argument("--step-seconds", type=float, default=8.0, help="length of one step (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per arm at each rate, in turns; the median-p99 run counts (default: %(default)s)")
+    paired.add_ladder_arguments(parser, rates="50,75,100,125,150,200,250")
     parser.add_argument("--refine", type=int, default=1,
                         help="bisections between the best passing rate and the first miss (default: %(default)s)")
     parser.add_argument("--timeout-ms", type=float, default=1000.0,
@@ -86,9 +80,7 @@ def main(argv=None) -> None:
     finally:
         for server in servers.values():
             server.stop()
-    paired.print_medians(ladders, args.budget_ms)
-    for name, ladder in ladders.items():
-        print(f"{name}: max rate with p99 <= {args.budget_ms:g} ms: {ladder.max_rate_within_budget:g}/s")
+    paired.print_summary(ladders, args.budget_ms)
 
 
 if __name__ == "__main__":

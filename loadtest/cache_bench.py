@@ -91,13 +91,8 @@ def main(argv=None) -> None:
     parser.add_argument("--bundle", type=Path, default=Path("bundles/minilm-cpu"),
                         help="bundle the service serves (default: %(default)s)")
     parser.add_argument("--replay", type=Path, default=None, help="replay file (built from the data if missing)")
-    parser.add_argument("--budget-ms", type=float, default=2.0,
-                        help="p99 budget a step must meet, in ms (default: %(default)s)")
-    parser.add_argument("--rates", default="250,500,750,1000,1500,2000,2500,3000",
-                        help="offered rates per second, 'a,b,c' or 'start:stop:step' (default: %(default)s)")
-    parser.add_argument("--step-seconds", type=float, default=4.0, help="length of one step (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per peer at each offered rate, interleaved; the median-p99 run counts")
+    paired.add_ladder_arguments(parser, rates="250,500,750,1000,1500,2000,2500,3000", budget_ms=2.0,
+                                step_seconds=4.0)
     parser.add_argument("--threads", type=int, default=2, help="the service's ORT intra-op threads (default: %(default)s)")
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator: the C++ one (loadtest/native, built on first use; needs "

@@ -26,6 +26,16 @@ import numpy as np
 from .openloop import Ladder, StepResult, arrival_offsets, latency_summary, step_ladder
 
 
+def load_model(bundle, intra_op_threads: int, max_batch: int):
+    """The bundle as the ceiling scores it: one session (shared by all loops), warmed at the batch
+    sizes a ladder reaches."""
+    from brandsafe.service.model import LoadedBundle
+
+    model = LoadedBundle(bundle, intra_op_threads=intra_op_threads)
+    model.warm_up(sorted({1, 2, 4, 8, 16, max_batch}))
+    return model
+
+
 def play(score: Callable[[list[str]], np.ndarray], texts: list[str], offsets: np.ndarray, max_batch: int,
          first_text: int = 0, clock: Callable[[], float] = time.perf_counter,
          workers: int = 1) -> tuple[np.ndarray, float]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from brandsafe.bundle import BundleInfo
 
-from . import openloop, paired
+from . import ceiling, openloop, paired
 from . import replay as replay_file
 from .native_generator import pick_generator, write_requests
 from .peers.triton_server import INFER_METHOD, read_infer_requests
@@ -103,11 +103,7 @@ def server_argv(peer: str, args, work: Path) -> list[str]:
 
 
 def load_ceiling(args):
-    from brandsafe.service.model import LoadedBundle
-
-    model = LoadedBundle(args.bundle, intra_op_threads=args.threads)  # one session, shared by the loops
-    model.warm_up(sorted({1, 2, 4, 8, 16, args.max_batch}))
-    return model
+    return ceiling.load_model(args.bundle, args.threads, args.max_batch)
 
 
 def start_servers(peers: list[str], args, work: Path, skipped: dict[str, str]) -> dict[str, ServerProcess]:
@@ -187,8 +183,7 @@ def main(argv=None) -> None:
                         help="replay file (built from the labelled data if missing; default: %(default)s)")
     parser.add_argument("--peers", default=",".join(DEFAULT_PEERS),
                         help=f"comma-separated, from {', '.join(PEERS)} (default: %(default)s)")
-    parser.add_argument("--budget-ms", type=float, default=20.0,
-                        help="p99 budget a step must meet, in ms (default: %(default)s)")
+    paired.add_ladder_arguments(parser, rates="25,50,75,100,150,200,300,400")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="concurrent batches: the service's workers, the ceiling's loops, Triton's model "
                              "instances (default: %(default)s, the service's default on CPU)")
@@ -196,9 +191,6 @@ def main(argv=None) -> None:
                         help="ORT intra-op threads per worker; 0 = cores / workers (default: %(default)s)")
     parser.add_argument("--max-batch", type=int, default=32, help="service and Triton; the ceiling's bound too")
     parser.add_argument("--max-wait-us", type=int, default=2000, help="service and Triton queue delay")
-    parser.add_argument("--rates", default="25,50,75,100,150,200,300,400",
-                        help="offered-rate ladder (each rate costs peers x --repeats steps), 'start:stop:step' or 'a,b,c'")
-    parser.add_argument("--step-seconds", type=float, default=8.0, help="length of one step (default: %(default)s)")
     parser.add_argument("--warmup-seconds", type=float, default=2.0,
                         help="unmeasured load per peer before the ladder (default: %(default)s)")
     parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson",
@@ -210,8 +202,6 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=1, help="base seed of the arrival schedules (default: %(default)s)")
     parser.add_argument("--triton-python", type=Path, default=DEFAULT_TRITON_PYTHON,
                         help="interpreter of the side venv that has nvidia-pytriton (see peers/triton_server.py)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per peer at each offered rate, the peers taking turns; the median-p99 run counts")
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator for the servers: the C++ one (loadtest/native, ~0.1 ms CPU a "
                              "request) or openloop.py (~0.3-0.5 ms); auto = native when it builds (default: %(default)s)")
@@ -219,7 +209,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 0:
         parser.error("--workers must be >= 1 and --threads >= 0")
-    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    from brandsafe.service.server import threads_per_worker
+
+    args.threads = threads_per_worker(args.threads, args.workers)
     args.generator = pick_generator(args.generator)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     if unknown := set(peers) - set(PEERS):

@@ -63,6 +63,26 @@ def ceiling_runner(score, texts: list[str], max_batch: int, workers: int = 1) ->
     return lambda offsets, rate, first: ceiling.step(score, texts, offsets, rate, max_batch, first, workers)
 
 
+async def call(runner: Runner, offsets: np.ndarray, rate: float, first: int = 0) -> openloop.StepResult:
+    """One step of any kind of runner (the native and ceiling runners block; openloop.py's is async)."""
+    result = runner(offsets, rate, first)
+    return await result if inspect.isawaitable(result) else result
+
+
+def add_ladder_arguments(parser, rates: str, budget_ms: float = 20.0, step_seconds: float = 8.0) -> None:
+    """--budget-ms, --rates, --step-seconds and --repeats, as every paired benchmark reads them."""
+    parser.add_argument("--budget-ms", type=float, default=budget_ms,
+                        help="p99 budget a step must meet, in ms (default: %(default)s)")
+    parser.add_argument("--rates", default=rates,
+                        help="offered rates per second, 'a,b,c' or 'start:stop:step'; each rate costs peers x "
+                             "--repeats steps (default: %(default)s)")
+    parser.add_argument("--step-seconds", type=float, default=step_seconds,
+                        help="length of one step (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per peer at each offered rate, the peers taking turns; the median-p99 run "
+                             "counts (default: %(default)s)")
+
+
 def step_seed(seed: int, rate: float, repeat: int) -> int:
     """The same schedule for every peer at a given (rate, repeat); a different one per repeat."""
     return seed + int(rate * 1000) + 7919 * repeat
@@ -76,9 +96,7 @@ async def measure(runners: dict[str, Runner], rates: list[float], step_seconds: 
     cursors = {peer: 0 for peer in runners}  # each peer replays the file onwards, as on one ladder
 
     async def run(peer: str, rate: float, offsets: np.ndarray) -> openloop.StepResult:
-        result = runners[peer](offsets, rate, cursors[peer])
-        if inspect.isawaitable(result):
-            result = await result
+        result = await call(runners[peer], offsets, rate, cursors[peer])
         cursors[peer] += result.sent
         await asyncio.sleep(pause_seconds)  # every peer goes idle between steps
         return result
@@ -113,3 +131,10 @@ def print_medians(ladders: dict[str, openloop.Ladder], budget_ms: float) -> None
         print(f"\n{peer}: median-p99 run per rate\n{openloop.STEP_HEADER}")
         for result in sorted(ladder.steps, key=lambda s: s.offered_rps):
             print(openloop.format_step(result, budget_ms))
+
+
+def print_summary(ladders: dict[str, openloop.Ladder], budget_ms: float) -> None:
+    """Each peer's median runs, then its max rate within the budget."""
+    print_medians(ladders, budget_ms)
+    for peer, ladder in ladders.items():
+        print(f"{peer}: max rate with p99 <= {budget_ms:g} ms: {ladder.max_rate_within_budget:g}/s")

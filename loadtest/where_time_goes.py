@@ -13,7 +13,6 @@ OS-level names), and the GC pauses by generation taken during the step (from the
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import re
 import shlex
@@ -72,17 +71,13 @@ async def run_steps(target: str, pid: int, payloads: list[bytes], requests_file:
     try:
         runner = await paired.server_runner(target, pid, payloads, requests_file, args.timeout_ms / 1000, opened)
         warm_rate = min(args.rate, 50.0)
-        await _maybe_await(runner(openloop.arrival_offsets(warm_rate, 3.0, "poisson", args.seed + 1), warm_rate, 0))
+        await paired.call(runner, openloop.arrival_offsets(warm_rate, 3.0, "poisson", args.seed + 1), warm_rate)
         threads_before, pauses_before = thread_times(pid), gc_pauses(metrics_url)
-        step = await _maybe_await(runner(openloop.arrival_offsets(args.rate, args.seconds, "poisson", args.seed),
-                                         args.rate, 0))
+        step = await paired.call(runner, openloop.arrival_offsets(args.rate, args.seconds, "poisson", args.seed),
+                                 args.rate)
         return step, threads_before, thread_times(pid), pauses_before, gc_pauses(metrics_url)
     finally:
         await paired.close_all(opened)
-
-
-async def _maybe_await(result):
-    return await result if inspect.isawaitable(result) else result
 
 
 def main(argv=None) -> None:

@@ -105,13 +105,15 @@ class RunningServer:
         await self.server.wait_for_termination()
 
 
+def threads_per_worker(intra_op_threads: int, workers: int) -> int:
+    """ORT intra-op threads for each worker: as asked, else the cores divided among the workers."""
+    return intra_op_threads or max(1, (os.cpu_count() or 1) // workers)
+
+
 def inference_threads(config: ServerConfig) -> int:
-    """ORT intra-op threads for each worker: as asked, else the cores divided among the workers
-    (one each by default on CPU, since the default is one worker per core)."""
-    if config.intra_op_threads:
-        return config.intra_op_threads
-    cores = os.cpu_count() or 1
-    return max(1, cores // (config.inference_workers or cores))
+    """threads_per_worker for the server: an automatic worker count counts as one per core here
+    (so one thread each by default on CPU)."""
+    return threads_per_worker(config.intra_op_threads, config.inference_workers or os.cpu_count() or 1)
 
 
 def inference_workers(config: ServerConfig, on_device: bool) -> int:

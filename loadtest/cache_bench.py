@@ -93,7 +93,8 @@ def main(argv=None) -> None:
     parser.add_argument("--replay", type=Path, default=None, help="replay file (built from the data if missing)")
     paired.add_ladder_arguments(parser, rates="250,500,750,1000,1500,2000,2500,3000", budget_ms=2.0,
                                 step_seconds=4.0)
-    parser.add_argument("--threads", type=int, default=2, help="the service's ORT intra-op threads (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="the service's ORT threads per worker, 0 = its automatic default (default: %(default)s)")
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
                         help="open-loop generator: the C++ one (loadtest/native, built on first use; needs "
                              "libgrpc++-dev) or openloop.py; auto = native when it builds (default: %(default)s)")

@@ -223,6 +223,14 @@ class VerdictCache:
         finally:
             self._in_flight.pop(key, None)
 
+    def holds(self, key: str, scores: np.ndarray) -> bool:
+        """Whether the local tier still maps `key` to this very scores object (counted as a local
+        hit if so): what an answer remembered from those scores needs to stay valid."""
+        if self.local.get(key) is not scores:
+            return False
+        self._count("local")
+        return True
+
     def _count(self, source: str) -> None:
         stats = self.stats
         if source == "local":
@@ -240,35 +248,3 @@ class VerdictCache:
             if counter is None:  # labels() validates and locks on every call: bind each child once
                 counter = self._lookup_counters[source] = self.metrics.cache_lookups.labels(result=source)
             counter.inc()
-
-
-class DerivedMemo:
-    """Values derived from a cached verdict (the response body a brand profile gives a page's
-    scores), remembered per scores *object*: a local-tier hit returns the very array it stored, so
-    a repeated page reuses the derived value instead of recomputing it. Keyed by the ids of the
-    scores and of the context objects it was derived with; each entry holds those objects, so none
-    of the ids can be reused by another object while the entry lives. Bounded, least recently used
-    out first. Scores are never mutated once cached."""
-
-    def __init__(self, max_entries: int = 8192):
-        self.max_entries = max_entries
-        self._entries: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
-
-    def get(self, scores: np.ndarray, *context):
-        key = (id(scores), *map(id, context))
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return entry[-1]
-
-    def put(self, value, scores: np.ndarray, *context):
-        key = (id(scores), *map(id, context))
-        self._entries[key] = (scores, *context, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._entries)

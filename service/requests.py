@@ -31,10 +31,15 @@ class ParsedRequest:
     policy_id: str
 
 
-def parse(request: pb.ClassifyRequest, default_policy: str) -> ParsedRequest:
+def check_ids(request: pb.ClassifyRequest) -> None:
+    """The request's own identifiers: what varies per impression even when the page repeats."""
     _limit("id", request.id, MAX_ID_CHARS)
     _limit("imp_id", request.imp_id, MAX_ID_CHARS)
     _limit("policy_id", request.policy_id, MAX_ID_CHARS)
+
+
+def parse(request: pb.ClassifyRequest, default_policy: str) -> ParsedRequest:
+    check_ids(request)
     has_site, has_app = request.HasField("site"), request.HasField("app")
     if has_site and has_app:
         raise RequestError("site, app: set one of them, not both (OpenRTB: a request is for a site or an app)")

@@ -2,6 +2,8 @@
 
 Per request: decode → validate → (cache) → retrieve passages when the bundle reads a <context>
 block and the budget allows → render → admission against the deadline → micro-batch → policy.
+A page and profile answered before, whose verdict is still cached, skip all of it: one lookup in
+the Serving's remembered answers (answers.py).
 A request that cannot be scored inside its budget gets the brand profile's fallback at once,
 marked as such; a full queue answers RESOURCE_EXHAUSTED at once.
 """
@@ -11,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import grpc
 import numpy as np
@@ -21,11 +23,12 @@ from brandsafe.rendering import render
 from brandsafe.taxonomy import CATTAX_CONTENT_3_1
 from brandsafe.v1 import brandsafe_pb2 as pb
 
+from .answers import RememberedAnswers, request_key
 from .batcher import Expired, MicroBatcher, QueueFull
-from .cache import DerivedMemo, VerdictCache, cache_key
+from .cache import VerdictCache, cache_key
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_ID, Policy
-from .requests import RequestError, parse
+from .requests import RequestError, check_ids, parse
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BrandSafety"].full_name
@@ -72,6 +75,8 @@ class Serving:
     policies: dict[str, Policy]
     batcher: MicroBatcher
     retriever: object | None = None  # brandsafe.retrieval.Retriever; swapped on its own (ReloadIndex)
+    # Answers given from the verdict cache, valid for this Serving only (replace() starts it afresh).
+    answers: RememberedAnswers = field(default_factory=RememberedAnswers, init=False, repr=False, compare=False)
 
     def reads_context(self) -> bool:
         return self.retriever is not None and bool(self.model.info.context_schema)
@@ -93,8 +98,6 @@ class BrandSafetyService:
         self._retrieval_seconds = 0.0  # EWMA of one retrieval, for admission against the deadline
         # One thread: the embedding model runs in ONNX Runtime (GIL released) beside the batcher's thread.
         self._retrieval_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval")
-        # Cache-hit path: the response body per (cached scores, profile, bundle), and labelled metric children.
-        self._bodies = DerivedMemo()
         self._observers: dict[tuple[str, grpc.StatusCode], tuple] = {}
 
     def close(self) -> None:
@@ -169,6 +172,12 @@ class BrandSafetyService:
         if isinstance(request, _Undecodable):
             raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"request: not a valid brandsafe.v1.ClassifyRequest ({request.error})")
+        # Passages make every answer depend on the index too: those are not remembered.
+        remembered_key = request_key(request) if self.cache is not None and not serving.reads_context() else None
+        if remembered_key is not None:
+            response = self._remembered(serving, request, remembered_key)
+            if response is not None:
+                return response
         try:
             parsed = parse(request, DEFAULT_POLICY_ID)
         except RequestError as exc:
@@ -188,11 +197,12 @@ class BrandSafetyService:
         try:
             try:
                 # A set status means retrieval was already ruled out: score the page alone.
-                scores, source = await self._scores(serving, parsed.page, deadline,
-                                                    retrieval if retrieval is not None and not retrieval.status else None)
+                scores, source, key = await self._scores(serving, parsed.page, deadline,
+                                                         retrieval if retrieval is not None and not retrieval.status
+                                                         else None)
             except _RetrievalTimeout:
                 retrieval.status = "skipped_timeout"
-                scores, source = await self._scores(serving, parsed.page, deadline, None)
+                scores, source, key = await self._scores(serving, parsed.page, deadline, None)
             if retrieval is not None:
                 retrieval.status = retrieval.status or "cached"  # no compute ran: the cache answered
                 if self.metrics:
@@ -205,14 +215,33 @@ class BrandSafetyService:
                                        decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
                                        bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
                                        fallback_reason=no_time.reason, retrieval=retrieval)
-        return self._response(request, scores, policy, serving.model, source, retrieval)
+        body = self._body(scores, policy, serving.model)
+        if remembered_key is not None:
+            serving.answers.remember(remembered_key, key, scores, body)
+        return _answer(body, request, source, retrieval)
+
+    def _remembered(self, serving: Serving, request, key: tuple) -> pb.ClassifyResponse | None:
+        """The answer the full path would give, if this page and profile were answered before and the
+        verdict cache still holds the scores that answer was built from; else None."""
+        entry = serving.answers.get(key)
+        if entry is None:
+            return None
+        try:
+            check_ids(request)
+        except RequestError:
+            return None  # the full path reports it
+        cache_key_, scores, body = entry
+        if not self.cache.holds(cache_key_, scores):
+            return None
+        return _answer(body, request, "local")
 
     async def _scores(self, serving: Serving, page, deadline: float | None,
-                      retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str]:
-        """Scores for the page, from the cache or the model. With `retrieval`, passages are fetched
-        on a cache miss and the entry is keyed by the index version too, so a swapped index never
-        answers from scores computed with old passages (nor a page scored without passages from
-        scores computed with them)."""
+                      retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str, str | None]:
+        """Scores for the page, from the cache or the model, where they came from and their cache
+        key (None without a cache). With `retrieval`, passages are fetched on a cache miss and the
+        entry is keyed by the index version too, so a swapped index never answers from scores
+        computed with old passages (nor a page scored without passages from scores computed with
+        them)."""
         model_id = serving.model.bundle_id + (f"+{serving.retriever.version}" if retrieval is not None else "")
 
         async def compute() -> np.ndarray:
@@ -225,9 +254,10 @@ class BrandSafetyService:
             return await self._infer(serving, render(scored), deadline)
 
         if self.cache is None:
-            return await compute(), "model"
-        scores, source = await self.cache.get_or_compute(cache_key(model_id, page), compute)
-        return scores, "model" if source == "coalesced" else source
+            return await compute(), "model", None
+        key = cache_key(model_id, page)
+        scores, source = await self.cache.get_or_compute(key, compute)
+        return scores, "model" if source == "coalesced" else source, key
 
     def _time_to_retrieve(self, serving: Serving, deadline: float | None) -> bool:
         """Retrieve only if, after it, the model can still answer inside the budget."""
@@ -264,18 +294,6 @@ class BrandSafetyService:
         except Expired:
             raise _NoTime("deadline_passed_in_queue") from None
 
-    def _response(self, request, scores: np.ndarray, policy: Policy, model: LoadedBundle,
-                  source: str, retrieval: pb.Retrieval | None = None) -> pb.ClassifyResponse:
-        body = self._bodies.get(scores, policy, model.labels, model.info)
-        if body is None:
-            body = self._bodies.put(self._body(scores, policy, model), scores, policy, model.labels, model.info)
-        response = pb.ClassifyResponse()
-        response.CopyFrom(body)
-        response.id, response.imp_id, response.score_source = request.id, request.imp_id, source
-        if retrieval is not None:
-            response.retrieval.CopyFrom(retrieval)
-        return response
-
     def _body(self, scores: np.ndarray, policy: Policy, model: LoadedBundle) -> pb.ClassifyResponse:
         """The part of the response that depends on the scores, the profile and the bundle alone."""
         labels = model.labels.labels
@@ -302,6 +320,18 @@ class BrandSafetyService:
                 self._observers[(method, code)] = observers
             observers[0].inc()
             observers[1].observe(time.monotonic() - received)
+
+
+def _answer(body: pb.ClassifyResponse, request, source: str,
+            retrieval: pb.Retrieval | None = None) -> pb.ClassifyResponse:
+    """The response to `request`: the body (which depends on the scores, profile and bundle alone)
+    with the request's ids, where the scores came from and what retrieval did."""
+    response = pb.ClassifyResponse()
+    response.CopyFrom(body)
+    response.id, response.imp_id, response.score_source = request.id, request.imp_id, source
+    if retrieval is not None:
+        response.retrieval.CopyFrom(retrieval)
+    return response
 
 
 def _deadline(time_remaining: float | None, tmax_ms: int, received: float) -> float | None:

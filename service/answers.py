@@ -1,0 +1,60 @@
+"""The cache-hit path in one lookup: answers remembered per (page object as sent, brand profile).
+
+Most impressions repeat a page seen moments ago. Answering one through the full path (validate
+the site object, build the page, derive its cache key, look the key up, apply the brand profile,
+build the response body) cost ~47 us of event-loop CPU per hit inside the server, although the
+same code takes ~10 us in a tight loop: between two requests gRPC's own work evicts it from the
+CPU caches, so every function call and object it touches is paid again (loadtest/TUNING.md §12).
+A remembered answer costs one lookup here, one in the verdict cache and a copy of the body.
+
+An entry is trusted only while the verdict cache's local tier still returns the very scores
+object it was built from, so an expired, evicted or recomputed verdict goes down the full path.
+Entries belong to one Serving (one bundle, one set of profiles, one index) and die with it.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from brandsafe.v1 import brandsafe_pb2 as pb
+
+# Bounded in entries and, by remembering only page objects of ordinary size, in memory
+# (each entry: ≤ 2 KB of page bytes and a response body of a few hundred bytes).
+MAX_ENTRIES = 8192
+MAX_PAGE_BYTES = 2048
+
+
+def request_key(request: pb.ClassifyRequest) -> tuple | None:
+    """What the scores and the body of a request's answer depend on: its site (or app) object, byte
+    for byte, and its brand profile. None for a page object too large to remember."""
+    site = request.site.SerializeToString() if request.HasField("site") else None
+    app = request.app.SerializeToString() if request.HasField("app") else None
+    if len(site or app or b"") > MAX_PAGE_BYTES:
+        return None
+    return site, app, request.policy_id
+
+
+class RememberedAnswers:
+    """Least recently used out first; one event loop uses it, so no locking."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES):
+        self.max_entries = max_entries
+        self._entries: collections.OrderedDict[tuple, tuple[str, np.ndarray, pb.ClassifyResponse]] = (
+            collections.OrderedDict())
+
+    def get(self, key: tuple) -> tuple[str, np.ndarray, pb.ClassifyResponse] | None:
+        """(cache key, the scores it held, the body built from them), or None."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def remember(self, key: tuple, cache_key: str, scores: np.ndarray, body: pb.ClassifyResponse) -> None:
+        self._entries[key] = (cache_key, scores, body)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -10,6 +10,8 @@ A remembered answer costs one lookup here, one in the verdict cache and a copy o
 An entry is trusted only while the verdict cache's local tier still returns the very scores
 object it was built from, so an expired, evicted or recomputed verdict goes down the full path.
 Entries belong to one Serving (one bundle, one set of profiles, one index) and die with it.
+Bodies are kept serialized: an entry then holds no object the cyclic garbage collector tracks, so
+a full collection does not walk thousands of remembered messages (loadtest/TUNING.md §12).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 from brandsafe.v1 import brandsafe_pb2 as pb
 
 # Bounded in entries and, by remembering only page objects of ordinary size, in memory
-# (each entry: ≤ 2 KB of page bytes and a response body of a few hundred bytes).
+# (each entry: ≤ 2 KB of page bytes and a serialized body of a few hundred bytes).
 MAX_ENTRIES = 8192
 MAX_PAGE_BYTES = 2048
 
@@ -40,17 +42,16 @@ class RememberedAnswers:
 
     def __init__(self, max_entries: int = MAX_ENTRIES):
         self.max_entries = max_entries
-        self._entries: collections.OrderedDict[tuple, tuple[str, np.ndarray, pb.ClassifyResponse]] = (
-            collections.OrderedDict())
+        self._entries: collections.OrderedDict[tuple, tuple[str, np.ndarray, bytes]] = collections.OrderedDict()
 
-    def get(self, key: tuple) -> tuple[str, np.ndarray, pb.ClassifyResponse] | None:
-        """(cache key, the scores it held, the body built from them), or None."""
+    def get(self, key: tuple) -> tuple[str, np.ndarray, bytes] | None:
+        """(cache key, the scores it held, the serialized body built from them), or None."""
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
 
-    def remember(self, key: tuple, cache_key: str, scores: np.ndarray, body: pb.ClassifyResponse) -> None:
+    def remember(self, key: tuple, cache_key: str, scores: np.ndarray, body: bytes) -> None:
         self._entries[key] = (cache_key, scores, body)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:

@@ -5,7 +5,6 @@ message alone. Odd but valid input (IDNs, IPv6 hosts, no scheme, emoji) passes t
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from brandsafe.rendering import PageContext
@@ -45,26 +44,11 @@ def parse(request: pb.ClassifyRequest, default_policy: str) -> ParsedRequest:
         raise RequestError("site, app: set one of them, not both (OpenRTB: a request is for a site or an app)")
     if not (has_site or has_app):
         raise RequestError("site: required (or app): nothing describes the page")
-    # The page depends on the site (or app) object alone, and traffic repeats pages: validate and
-    # build it once per distinct object, remembered by its bytes (a failure is not remembered).
-    if has_site:
-        raw = request.site.SerializeToString()
-        page = (_site_page if len(raw) <= PAGE_MEMO_MAX_BYTES else _site_page.__wrapped__)(raw)
-    else:
-        raw = request.app.SerializeToString()
-        page = (_app_page if len(raw) <= PAGE_MEMO_MAX_BYTES else _app_page.__wrapped__)(raw)
+    page = _site_page(request.site) if has_site else _app_page(request.app)
     return ParsedRequest(page, request.policy_id.strip() or default_policy)
 
 
-# Distinct site/app objects remembered (each entry: the bytes and the PageContext built from
-# them). Only objects of ordinary size, so the memory stays bounded (< 40 MB) whatever is sent.
-PAGE_MEMO_ENTRIES = 8192
-PAGE_MEMO_MAX_BYTES = 2048
-
-
-@functools.lru_cache(maxsize=PAGE_MEMO_ENTRIES)
-def _site_page(raw: bytes) -> PageContext:
-    site = pb.Site.FromString(raw)
+def _site_page(site: pb.Site) -> PageContext:
     _check_common("site", site)
     _limit("site.page", site.page, MAX_URL_CHARS)
     _limit("site.ref", site.ref, MAX_URL_CHARS)
@@ -77,9 +61,7 @@ def _site_page(raw: bytes) -> PageContext:
     return PageContext(url=url, title=title, keywords=tuple(keywords))
 
 
-@functools.lru_cache(maxsize=PAGE_MEMO_ENTRIES)
-def _app_page(raw: bytes) -> PageContext:
-    app = pb.App.FromString(raw)
+def _app_page(app: pb.App) -> PageContext:
     _check_common("app", app)
     _limit("app.bundle", app.bundle, MAX_SHORT_CHARS)
     _limit("app.domain", app.domain, MAX_SHORT_CHARS)

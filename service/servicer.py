@@ -215,10 +215,13 @@ class BrandSafetyService:
                                        decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
                                        bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
                                        fallback_reason=no_time.reason, retrieval=retrieval)
-        body = self._body(scores, policy, serving.model)
+        response = self._body(scores, policy, serving.model)
         if remembered_key is not None:
-            serving.answers.remember(remembered_key, key, scores, body)
-        return _answer(body, request, source, retrieval)
+            serving.answers.remember(remembered_key, key, scores, response.SerializeToString())
+        response.id, response.imp_id, response.score_source = request.id, request.imp_id, source
+        if retrieval is not None:
+            response.retrieval.CopyFrom(retrieval)
+        return response
 
     def _remembered(self, serving: Serving, request, key: tuple) -> pb.ClassifyResponse | None:
         """The answer the full path would give, if this page and profile were answered before and the
@@ -233,7 +236,9 @@ class BrandSafetyService:
         cache_key_, scores, body = entry
         if not self.cache.holds(cache_key_, scores):
             return None
-        return _answer(body, request, "local")
+        response = pb.ClassifyResponse.FromString(body)
+        response.id, response.imp_id, response.score_source = request.id, request.imp_id, "local"
+        return response
 
     async def _scores(self, serving: Serving, page, deadline: float | None,
                       retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str, str | None]:
@@ -320,18 +325,6 @@ class BrandSafetyService:
                 self._observers[(method, code)] = observers
             observers[0].inc()
             observers[1].observe(time.monotonic() - received)
-
-
-def _answer(body: pb.ClassifyResponse, request, source: str,
-            retrieval: pb.Retrieval | None = None) -> pb.ClassifyResponse:
-    """The response to `request`: the body (which depends on the scores, profile and bundle alone)
-    with the request's ids, where the scores came from and what retrieval did."""
-    response = pb.ClassifyResponse()
-    response.CopyFrom(body)
-    response.id, response.imp_id, response.score_source = request.id, request.imp_id, source
-    if retrieval is not None:
-        response.retrieval.CopyFrom(retrieval)
-    return response
 
 
 def _deadline(time_remaining: float | None, tmax_ms: int, received: float) -> float | None:

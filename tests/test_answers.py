@@ -115,8 +115,11 @@ def test_remembered_answers_are_bounded_and_keyed_by_the_page_object_as_sent():
     answers = RememberedAnswers(max_entries=2)
     scores = np.zeros(3, dtype=np.float32)
     for name in ("a", "b", "c"):
-        answers.remember((name,), f"key-{name}", scores, pb.ClassifyResponse(policy_id=name))
+        answers.remember((name,), f"key-{name}", scores, pb.ClassifyResponse(policy_id=name).SerializeToString())
     assert len(answers) == 2 and answers.get(("a",)) is None and answers.get(("c",))[0] == "key-c"
+    # Nothing in an entry is left for the cyclic GC to walk (a full collection would visit each).
+    gc.collect()
+    assert not gc.is_tracked(answers.get(("c",)))
 
     site = pb.Site(page="https://example.com/")
     assert request_key(pb.ClassifyRequest(site=site)) == (site.SerializeToString(), None, "")

@@ -5,7 +5,7 @@ the site object, build the page, derive its cache key, look the key up, apply th
 build the response body) cost ~47 us of event-loop CPU per hit inside the server, although the
 same code takes ~10 us in a tight loop: between two requests gRPC's own work evicts it from the
 CPU caches, so every function call and object it touches is paid again (loadtest/TUNING.md §12).
-A remembered answer costs one lookup here, one in the verdict cache and a copy of the body.
+A remembered answer costs one lookup here, one in the verdict cache and a parse of the body.
 
 An entry is trusted only while the verdict cache's local tier still returns the very scores
 object it was built from, so an expired, evicted or recomputed verdict goes down the full path.

@@ -293,3 +293,17 @@ def test_where_time_goes_reads_named_threads_and_sums_them_per_request():
     assert [name for name, _, _ in rows] == ["event loop (main)", "event_engine"]  # threads born mid-step skipped
     assert rows[0][1] == pytest.approx(1.0) and rows[0][2] == pytest.approx(4.0)   # ms and wake-ups per request
     assert rows[1][1] == pytest.approx(1.0) and rows[1][2] == pytest.approx(2.0)   # one name's threads summed
+
+
+def test_heap_census_counts_what_the_collector_tracks_by_type():
+    from brandsafe.loadtest.heap_census import census
+
+    class Linked:
+        def __init__(self):
+            self.me = self
+
+    before = census()
+    kept = [Linked() for _ in range(50)]
+    grown = census() - before
+    assert grown["Linked"] == 50 and grown["list"] >= 1
+    del kept

@@ -215,13 +215,10 @@ class BrandSafetyService:
                                        decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
                                        bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
                                        fallback_reason=no_time.reason, retrieval=retrieval)
-        response = self._body(scores, policy, serving.model)
+        body = self.body(scores, policy, serving.model)
         if remembered_key is not None:
-            serving.answers.remember(remembered_key, key, scores, response.SerializeToString())
-        response.id, response.imp_id, response.score_source = request.id, request.imp_id, source
-        if retrieval is not None:
-            response.retrieval.CopyFrom(retrieval)
-        return response
+            serving.answers.remember(remembered_key, key, scores, body.SerializeToString())
+        return for_request(body, request, source, retrieval)
 
     def _remembered(self, serving: Serving, request, key: tuple) -> pb.ClassifyResponse | None:
         """The answer the full path would give, if this page and profile were answered before and the
@@ -236,9 +233,7 @@ class BrandSafetyService:
         cache_key_, scores, body = entry
         if not self.cache.holds(cache_key_, scores):
             return None
-        response = pb.ClassifyResponse.FromString(body)
-        response.id, response.imp_id, response.score_source = request.id, request.imp_id, "local"
-        return response
+        return for_request(pb.ClassifyResponse.FromString(body), request, "local")
 
     async def _scores(self, serving: Serving, page, deadline: float | None,
                       retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str, str | None]:
@@ -299,7 +294,7 @@ class BrandSafetyService:
         except Expired:
             raise _NoTime("deadline_passed_in_queue") from None
 
-    def _body(self, scores: np.ndarray, policy: Policy, model: LoadedBundle) -> pb.ClassifyResponse:
+    def body(self, scores: np.ndarray, policy: Policy, model: LoadedBundle) -> pb.ClassifyResponse:
         """The part of the response that depends on the scores, the profile and the bundle alone."""
         labels = model.labels.labels
         reasons = policy.decide(scores)
@@ -325,6 +320,16 @@ class BrandSafetyService:
                 self._observers[(method, code)] = observers
             observers[0].inc()
             observers[1].observe(time.monotonic() - received)
+
+
+def for_request(body: pb.ClassifyResponse, request, source: str,
+                retrieval: pb.Retrieval | None = None) -> pb.ClassifyResponse:
+    """`body` (changed in place) made the answer to `request`: its ids, where the scores came from
+    and what retrieval did."""
+    body.id, body.imp_id, body.score_source = request.id, request.imp_id, source
+    if retrieval is not None:
+        body.retrieval.CopyFrom(retrieval)
+    return body
 
 
 def _deadline(time_remaining: float | None, tmax_ms: int, received: float) -> float | None:

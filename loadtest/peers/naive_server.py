@@ -21,7 +21,7 @@ from brandsafe.rendering import render
 from brandsafe.service.model import LoadedBundle
 from brandsafe.service.policy import DEFAULT_POLICY_FILE, DEFAULT_POLICY_ID, load_policies
 from brandsafe.service.requests import RequestError, parse
-from brandsafe.service.servicer import BrandSafetyService
+from brandsafe.service.servicer import BrandSafetyService, for_request
 from brandsafe.v1 import brandsafe_pb2 as pb
 from brandsafe.v1 import brandsafe_pb2_grpc as pb_grpc
 
@@ -32,7 +32,7 @@ class NaiveService(pb_grpc.BrandSafetyServicer):
     def __init__(self, model: LoadedBundle):
         self.model = model
         self.policies = load_policies(DEFAULT_POLICY_FILE, model.labels, model.thresholds)
-        self._responder = BrandSafetyService()  # only for its response builder: the same answer bytes
+        self._responder = BrandSafetyService()  # only for its response body: the same answer bytes
 
     def Classify(self, request: pb.ClassifyRequest, context: grpc.ServicerContext) -> pb.ClassifyResponse:
         try:
@@ -43,7 +43,7 @@ class NaiveService(pb_grpc.BrandSafetyServicer):
         if policy is None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"policy_id: unknown brand profile {parsed.policy_id!r}")
         scores = self.model.score([render(parsed.page)])[0]
-        return self._responder._response(request, scores, policy, self.model, "model")
+        return for_request(self._responder.body(scores, policy, self.model), request, "model")
 
 
 def main(argv=None) -> None:

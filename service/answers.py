@@ -15,11 +15,11 @@ a full collection does not walk thousands of remembered messages (loadtest/TUNIN
 """
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 
 from brandsafe.v1 import brandsafe_pb2 as pb
+
+from .cache import BoundedLRU
 
 # Bounded in entries and, by remembering only page objects of ordinary size, in memory
 # (each entry: ≤ 2 KB of page bytes and a serialized body of a few hundred bytes).
@@ -37,25 +37,11 @@ def request_key(request: pb.ClassifyRequest) -> tuple | None:
     return site, app, request.policy_id
 
 
-class RememberedAnswers:
-    """Least recently used out first; one event loop uses it, so no locking."""
+class RememberedAnswers(BoundedLRU):
+    """Entries: (cache key, the scores it held, the serialized body built from them)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES):
-        self.max_entries = max_entries
-        self._entries: collections.OrderedDict[tuple, tuple[str, np.ndarray, bytes]] = collections.OrderedDict()
-
-    def get(self, key: tuple) -> tuple[str, np.ndarray, bytes] | None:
-        """(cache key, the scores it held, the serialized body built from them), or None."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        super().__init__(max_entries)
 
     def remember(self, key: tuple, cache_key: str, scores: np.ndarray, body: bytes) -> None:
-        self._entries[key] = (cache_key, scores, body)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        self.put(key, (cache_key, scores, body))

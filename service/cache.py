@@ -54,14 +54,38 @@ def _key(bundle_id: str, page_url: str, title: str, keywords, app_bundle: str) -
 _memo_key = functools.lru_cache(maxsize=KEY_MEMO_ENTRIES)(_key)
 
 
-class LocalTier:
-    """LRU with a TTL; single event loop, so no locking."""
+class BoundedLRU:
+    """At most `max_entries`, least recently used out first; one event loop uses it, so no locking."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, key):
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key, value) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class LocalTier(BoundedLRU):
+    """The verdict cache's in-process tier: a BoundedLRU whose entries also expire after a TTL."""
 
     def __init__(self, max_entries: int, ttl_seconds: float):
-        self.max_entries, self.ttl = max_entries, ttl_seconds
-        self._entries: collections.OrderedDict[str, tuple[float, np.ndarray]] = collections.OrderedDict()
+        super().__init__(max_entries)
+        self.ttl = ttl_seconds
 
     def get(self, key: str) -> np.ndarray | None:
+        # Not BoundedLRU.get: an expired entry is dropped, not made most recent.
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -73,13 +97,7 @@ class LocalTier:
         return scores
 
     def put(self, key: str, scores: np.ndarray) -> None:
-        self._entries[key] = (time.monotonic() + self.ttl, scores)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        super().put(key, (time.monotonic() + self.ttl, scores))
 
 
 class CircuitBreaker:

@@ -9,8 +9,8 @@ against a bare grpc.aio echo server returning a response of the same size, in on
    open-loop ladder together: at each offered rate each runs --repeats steps, in turns (S E, E S,
    ...), and its median-p99 step counts (openloop.paired_ladder), so both face the same minutes of
    a noisy shared machine. Prints each one's max rate with p99 within budget and the ratio, and
-   each server's CPU time per request, a cost that depends far less than a p99 on what else the
-   machine is running.
+   each server's CPU time per request at the rates both ran, a cost that depends far less than a
+   p99 on what else the machine is running.
 
 The load comes from the C++ open-loop generator in loadtest/native/ (built on first use with g++
 and Debian's libgrpc++-dev; --generator python forces openloop.py, and it is the fallback, with a
@@ -47,27 +47,35 @@ def _lookups(metrics_url: str) -> dict[str, float]:
             for m in re.finditer(r'brandsafe_cache_lookups_total\{result="(\w+)"\} ([\d.e+]+)', text)}
 
 
-def cpu_us_per_request(ladder: openloop.Ladder) -> float:
-    """The server's marginal CPU time per answered request (us): the slope of a least-squares line
-    through (achieved rate, server CPU) over the ladder's steps, so a fixed idle cost (timers, the
-    metrics thread) is not spread over requests. Unlike a p99, it hardly depends on how the
-    scheduler treated the run."""
-    points = [(s.achieved_rps, s.server_cpu_pct / 100) for s in (ladder.repeats or ladder.steps)
-              if s.server_cpu_pct is not None and s.achieved_rps > 0]
-    if len({round(r) for r, _ in points}) < 2:
-        return float(np.mean([c / r for r, c in points]) * 1e6) if points else math.nan
-    rates, cpu = np.array(points).T
-    return float(np.polyfit(rates, cpu, 1)[0] * 1e6)
+def cpu_us_per_request(ladder: openloop.Ladder) -> dict[float, float]:
+    """The server's CPU time per answered request (us) at each offered rate: the median over that
+    rate's runs. Unlike a p99, it hardly depends on how the scheduler treated the run."""
+    per_rate: dict[float, list[float]] = {}
+    for step in ladder.repeats or ladder.steps:
+        if step.server_cpu_pct is not None and step.achieved_rps > 0:
+            per_rate.setdefault(step.offered_rps, []).append(step.server_cpu_pct / 100 / step.achieved_rps * 1e6)
+    return {rate: float(np.median(costs)) for rate, costs in sorted(per_rate.items())}
+
+
+def cpu_comparison(service: openloop.Ladder, echo: openloop.Ladder) -> tuple[list[tuple[float, float, float]], float]:
+    """(rate, service us, echo us) at every rate both servers ran, and the median of echo/service
+    over them. Only equal rates compare: a server's CPU per request falls as the rate rises (one
+    wake-up of its threads serves several requests), and the echo server climbs to rates the
+    service never runs, so a fit over each one's own ladder makes the echo look cheaper than it is."""
+    cs, ce = cpu_us_per_request(service), cpu_us_per_request(echo)
+    rows = [(rate, cs[rate], ce[rate]) for rate in cs if rate in ce]
+    return rows, float(np.median([e / s for _, s, e in rows])) if rows else math.nan
 
 
 def summary(service: openloop.Ladder, echo: openloop.Ladder, budget_ms: float, repeats: int) -> tuple[str, float]:
     s, e = service.max_rate_within_budget, echo.max_rate_within_budget
     ratio = s / e if e else math.nan
-    cs, ce = cpu_us_per_request(service), cpu_us_per_request(echo)
+    rows, cpu_ratio = cpu_comparison(service, echo)
     lines = [f"max rate with p99 <= {budget_ms:g} ms (median-p99 step of {repeats} interleaved runs per rate): "
              f"service cache hits {s:g}/s, echo {e:g}/s, ratio {ratio:.2f}x",
-             f"server CPU per request (marginal, over every run): service {cs:.0f} us, echo {ce:.0f} us, "
-             f"echo/service {ce / cs:.2f}x"]
+             "server CPU per request at the rates both ran (median run): "
+             + ", ".join(f"{rate:g}/s service {us_s:.0f} us, echo {us_e:.0f} us" for rate, us_s, us_e in rows)
+             + f"; echo/service {cpu_ratio:.2f}x (median over those rates)"]
     return "\n".join(lines), ratio
 
 
@@ -149,6 +157,8 @@ def main(argv=None) -> None:
         args.json_out.write_text(json.dumps({
             "machine": machine(), "generator": generator, "hit_ratio": hits / total, "ratio": ratio,
             "model_calls_during_hit_runs": model_calls, "repeats": args.repeats,
+            "cpu_us_per_request": [dict(zip(("rate", "service", "echo"), row))
+                                   for row in cpu_comparison(ladders["service"], ladders["echo"])[0]],
             **{peer: ladder.to_json() for peer, ladder in ladders.items()}}, indent=1))
 
 

@@ -307,3 +307,22 @@ def test_heap_census_counts_what_the_collector_tracks_by_type():
     grown = census() - before
     assert grown["Linked"] == 50 and grown["list"] >= 1
     del kept
+
+
+def test_cache_bench_compares_cpu_per_request_only_at_rates_both_servers_ran():
+    """The echo climbs to rates the service never reaches, where one wake-up serves several requests
+    and CPU per request is lower: those rates must not enter the comparison."""
+    from brandsafe.loadtest.cache_bench import cpu_comparison
+
+    def ladder(costs_us: dict[float, list[float]]) -> openloop.Ladder:
+        runs = [openloop.StepResult(offered_rps=rate, sent=100, ok=100, achieved_rps=rate,
+                                    latency_ms={"p99": 1.0}, server_cpu_pct=us * rate / 1e4)
+                for rate, per_run in costs_us.items() for us in per_run]
+        return openloop.Ladder(runs, 2.0, max(costs_us), runs)
+
+    service = ladder({250: [600, 9000, 620], 500: [500, 520, 510]})  # one stalled run at 250/s
+    echo = ladder({250: [480, 500, 490], 500: [400, 410, 420], 2000: [100, 100, 100]})
+    rows, echo_over_service = cpu_comparison(service, echo)
+    assert [rate for rate, _, _ in rows] == [250, 500]
+    assert rows[0][1:] == pytest.approx((620, 490))  # the median run, not the stalled one
+    assert echo_over_service == pytest.approx(np.median([490 / 620, 410 / 510]))

@@ -128,3 +128,24 @@ def test_remembered_answers_are_bounded_and_keyed_by_the_page_object_as_sent():
     app = pb.App(bundle="com.example")
     assert request_key(pb.ClassifyRequest(app=app)) != request_key(pb.ClassifyRequest(app=app, site=pb.Site()))
     assert request_key(pb.ClassifyRequest(site=pb.Site(page="https://e.com/" + "a" * MAX_PAGE_BYTES))) is None
+
+
+def test_a_stream_answers_repeats_from_memory_with_each_requests_own_ids(minilm_bundle):
+    config = ServerConfig(bundle=minilm_bundle, port=free_port(), intra_op_threads=1, inference_workers=1)
+    page = dict(page="https://forum.example/t/knitting-patterns", title="Knitting patterns for winter")
+
+    async def scenario(stub, running):
+        first = await stub.Classify(site_request(**page, request_id="u1"), timeout=10)
+        stream = [site_request(**page, request_id=f"s{i}", imp_id=str(i)) for i in range(3)]
+        stream.append(site_request(**page, request_id="y" * 500))
+        responses = [r async for r in stub.ClassifyStream(iter(stream), timeout=10)]
+        return first, responses
+
+    first, responses = _serve(config, scenario)
+    by_id = {r.id: r for r in responses}
+    for i in range(3):
+        repeat = by_id[f"s{i}"]
+        assert (repeat.imp_id, repeat.score_source) == (str(i), "local")
+        assert _without_request_fields(repeat) == _without_request_fields(first)
+    bad = by_id["y" * 500]  # a remembered page does not excuse a bad id: reported in band
+    assert bad.error.code == "INVALID_ARGUMENT" and bad.error.message.startswith("id:")

@@ -34,9 +34,14 @@ def quantize_int8(fp32_model: Path, out_dir: Path, keep_fp32: list[str] = ()) ->
 
     weight_nodes = set(weight_matmuls(fp32_model))
     activation_matmuls = [n for n in _matmuls(fp32_model) if n not in weight_nodes]
+    excluded = [*keep_fp32, *activation_matmuls]
+    # The quantizer first rewrites each Gemm (a BERT pooler or classifier) as a MatMul named
+    # "<gemm>_MatMul"; only that name keeps it in fp32.
+    gemms = _gemms(fp32_model)
+    excluded += [f"{name}_MatMul" for name in excluded if name in gemms]
     quantizer = ORTQuantizer.from_pretrained(fp32_model.parent, file_name=fp32_model.name)
     config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True, operators_to_quantize=["MatMul"],
-                                                nodes_to_exclude=[*keep_fp32, *activation_matmuls])
+                                                nodes_to_exclude=excluded)
     with _quiet_root_logger():  # ONNX Runtime's quantizer logs one INFO line per tensor on the root logger
         quantizer.quantize(save_dir=out_dir, quantization_config=config, file_suffix="int8")
     return out_dir / f"{fp32_model.stem}_int8.onnx"
@@ -87,3 +92,9 @@ def _matmuls(fp32_model: Path, weights_only: bool = False) -> list[str]:
 def weight_matmuls(fp32_model: Path) -> list[str]:
     """Names of the MatMul/Gemm nodes that multiply by a weight: what int8 quantizes."""
     return _matmuls(fp32_model, weights_only=True)
+
+
+def _gemms(fp32_model: Path) -> set[str]:
+    import onnx
+
+    return {n.name for n in onnx.load(str(fp32_model), load_external_data=False).graph.node if n.op_type == "Gemm"}

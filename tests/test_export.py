@@ -42,6 +42,20 @@ def test_int8_export_is_integer_and_within_the_drift_bound(minilm_bundle, tmp_pa
     assert result.p99_score_drift <= parity.MAX_P99_SCORE_DRIFT["int8"]
 
 
+def test_int8_keeps_what_it_is_told_to_in_fp32_gemm_heads_included(minilm_bundle, tmp_path):
+    """The quantizer rewrites a Gemm (BERT's pooler and classifier) as a MatMul under a new name
+    before quantizing; keeping a Gemm in fp32 must still keep it."""
+    model = minilm_bundle / "model.onnx"
+    gemms = [n.name for n in onnx.load(str(model)).graph.node if n.op_type == "Gemm"]
+    assert gemms  # pooler and classifier
+    heads_kept = onnx.load(str(onnx_export.quantize_int8(model, tmp_path / "heads", gemms))).graph
+    int8_nodes = [n.name for n in heads_kept.node if n.op_type == "MatMulInteger"]
+    assert not [name for name in int8_nodes if name.startswith(tuple(gemms))]
+    assert "MatMulInteger" in {n.op_type for n in heads_kept.node}  # the encoder is still int8
+    everything = onnx_export.quantize_int8(model, tmp_path / "none", onnx_export.weight_matmuls(model))
+    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(everything)).graph.node}
+
+
 def test_fp16_export_for_gpu_keeps_int64_inputs_and_float32_logits(qwen3_bundle, tmp_path):
     fp16 = onnx_export.convert_fp16(qwen3_bundle / "model.onnx", tmp_path)
     graph = onnx.load(str(fp16)).graph

@@ -69,14 +69,13 @@ def build_bundle(run_dir: Path, out_dir: Path, precision: str | None = None, par
                 exported, kept_fp32 = mixed_precision.search(
                     fp32, Path(work) / "int8", inputs.tokenizer, inputs.texts[:256], inputs.temperature,
                     parity.MAX_P99_SCORE_DRIFT["int8"])
-                if len(kept_fp32) > len(onnx_export.weight_matmuls(fp32)) // 2:
+                weight_count = len(onnx_export.weight_matmuls(fp32))
+                if len(kept_fp32) > weight_count // 2:
                     # Too little would be int8 to be worth a quantized graph: ship fp32, say why.
                     log.warning("int8 holds the parity bound on only %d of %d weight MatMuls; shipping fp32",
-                                len(onnx_export.weight_matmuls(fp32)) - len(kept_fp32),
-                                len(onnx_export.weight_matmuls(fp32)))
+                                weight_count - len(kept_fp32), weight_count)
                     exported, precision, int8_fallback = fp32, "fp32", (
-                        f"int8 broke the parity bound on {len(kept_fp32)} of "
-                        f"{len(onnx_export.weight_matmuls(fp32))} weight MatMuls")
+                        f"int8 broke the parity bound on {len(kept_fp32)} of {weight_count} weight MatMuls")
                     kept_fp32 = []
             _copy_model(exported, staging)
         for name in RUN_FILES:

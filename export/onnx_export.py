@@ -32,12 +32,13 @@ def quantize_int8(fp32_model: Path, out_dir: Path, keep_fp32: list[str] = ()) ->
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
-    weight_nodes = set(weight_matmuls(fp32_model))
-    activation_matmuls = [n for n in _matmuls(fp32_model) if n not in weight_nodes]
+    graph = _graph(fp32_model)  # the search calls this dozens of times: read the graph once per call
+    weight_nodes = set(_matmuls(graph, weights_only=True))
+    activation_matmuls = [n for n in _matmuls(graph) if n not in weight_nodes]
     excluded = [*keep_fp32, *activation_matmuls]
     # The quantizer first rewrites each Gemm (a BERT pooler or classifier) as a MatMul named
     # "<gemm>_MatMul"; only that name keeps it in fp32.
-    gemms = _gemms(fp32_model)
+    gemms = {n.name for n in graph.node if n.op_type == "Gemm"}
     excluded += [f"{name}_MatMul" for name in excluded if name in gemms]
     quantizer = ORTQuantizer.from_pretrained(fp32_model.parent, file_name=fp32_model.name)
     config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True, operators_to_quantize=["MatMul"],
@@ -80,10 +81,13 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def _matmuls(fp32_model: Path, weights_only: bool = False) -> list[str]:
+def _graph(fp32_model: Path):
     import onnx
 
-    graph = onnx.load(str(fp32_model), load_external_data=False).graph
+    return onnx.load(str(fp32_model), load_external_data=False).graph
+
+
+def _matmuls(graph, weights_only: bool = False) -> list[str]:
     weights = {init.name for init in graph.initializer}
     return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")
             and (not weights_only or any(i in weights for i in n.input))]
@@ -91,10 +95,4 @@ def _matmuls(fp32_model: Path, weights_only: bool = False) -> list[str]:
 
 def weight_matmuls(fp32_model: Path) -> list[str]:
     """Names of the MatMul/Gemm nodes that multiply by a weight: what int8 quantizes."""
-    return _matmuls(fp32_model, weights_only=True)
-
-
-def _gemms(fp32_model: Path) -> set[str]:
-    import onnx
-
-    return {n.name for n in onnx.load(str(fp32_model), load_external_data=False).graph.node if n.op_type == "Gemm"}
+    return _matmuls(_graph(fp32_model), weights_only=True)

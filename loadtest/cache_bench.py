@@ -67,7 +67,9 @@ def cpu_comparison(service: openloop.Ladder, echo: openloop.Ladder) -> tuple[lis
     return rows, float(np.median([e / s for _, s, e in rows])) if rows else math.nan
 
 
-def summary(service: openloop.Ladder, echo: openloop.Ladder, budget_ms: float, repeats: int) -> tuple[str, float]:
+def summary(service: openloop.Ladder, echo: openloop.Ladder, budget_ms: float,
+            repeats: int) -> tuple[str, float, list[tuple[float, float, float]]]:
+    """(printed lines, max-rate ratio, the CPU rows of cpu_comparison)."""
     s, e = service.max_rate_within_budget, echo.max_rate_within_budget
     ratio = s / e if e else math.nan
     rows, cpu_ratio = cpu_comparison(service, echo)
@@ -76,7 +78,7 @@ def summary(service: openloop.Ladder, echo: openloop.Ladder, budget_ms: float, r
              "server CPU per request at the rates both ran (median run): "
              + ", ".join(f"{rate:g}/s service {us_s:.0f} us, echo {us_e:.0f} us" for rate, us_s, us_e in rows)
              + f"; echo/service {cpu_ratio:.2f}x (median over those rates)"]
-    return "\n".join(lines), ratio
+    return "\n".join(lines), ratio, rows
 
 
 async def measure_pair(targets: dict[str, tuple[str, int]], payloads: list[bytes], requests_file: Path | None,
@@ -150,15 +152,14 @@ def main(argv=None) -> None:
             echo.stop()
 
     paired.print_medians(ladders, args.budget_ms)
-    text, ratio = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats)
+    text, ratio, cpu_rows = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats)
     print(f"\n{text}\n(model calls during the hit-path runs: {int(model_calls)}; generator: {generator}; "
           f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     if args.json_out:
         args.json_out.write_text(json.dumps({
             "machine": machine(), "generator": generator, "hit_ratio": hits / total, "ratio": ratio,
             "model_calls_during_hit_runs": model_calls, "repeats": args.repeats,
-            "cpu_us_per_request": [dict(zip(("rate", "service", "echo"), row))
-                                   for row in cpu_comparison(ladders["service"], ladders["echo"])[0]],
+            "cpu_us_per_request": [dict(zip(("rate", "service", "echo"), row)) for row in cpu_rows],
             **{peer: ladder.to_json() for peer, ladder in ladders.items()}}, indent=1))
 
 

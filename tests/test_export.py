@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
@@ -79,6 +80,38 @@ def test_parity_gate_refuses_an_onnx_model_that_is_not_the_trained_one(qwen3_bun
     same = parity.check(original, qwen3_bundle / "model.onnx", _tokenizer(run_dir), _texts(run_dir), 1.0,
                         _thresholds(run_dir), "fp32")
     assert same.passed and same.top_label_agreement == 1.0
+
+
+def test_parity_excuses_flips_between_scores_the_reference_ties_and_counts_real_ones():
+    thresholds = np.array([0.5, 0.5, 0.5])
+    assert parity.TIE_TOLERANCE == 0.002
+    reference = np.array([[0.9000, 0.8990, 0.1],   # labels 0 and 1 tied within 0.002
+                          [0.9000, 0.8950, 0.1],   # label 0 on top by more than a tie
+                          [0.5010, 0.1, 0.1],      # label 0 only just clears its threshold
+                          [0.5050, 0.1, 0.1],      # label 0 clears it by more than a tie
+                          [0.4990, 0.1, 0.1],      # nothing passes, label 0 just under
+                          [0.4950, 0.1, 0.1]])     # nothing passes, label 0 under by more
+    candidate = np.array([[0.8985, 0.8995, 0.1],   # tie broken the other way: excused
+                          [0.8940, 0.8960, 0.1],   # a real flip 0 -> 1: counted
+                          [0.4995, 0.1, 0.1],      # drops under, within the tie: excused
+                          [0.4995, 0.1, 0.1],      # drops under from further: counted
+                          [0.5005, 0.1, 0.1],      # rises over, within the tie: excused
+                          [0.5005, 0.1, 0.1]])     # rises over from further: counted
+    tie_aware, strict = parity.top_label_agreement(reference, candidate, thresholds)
+    assert strict == 0.0
+    assert tie_aware == pytest.approx(3 / 6)
+    assert parity.top_label_agreement(reference, reference, thresholds) == (1.0, 1.0)
+
+
+def test_parity_sample_counts_each_distinct_text_once(qwen3_bundle, tmp_path):
+    from brandsafe.export.bundler import _RunInputs
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(_run_dir(qwen3_bundle), run_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    texts = ["docs google com | path: presentation"] * 5 + ["a example", "b example", "a example", "c example"]
+    (run_dir / "validation.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    assert _RunInputs(run_dir, rows=10).texts == ["docs google com | path: presentation", "a example", "b example",
+                                                  "c example"]
 
 
 def test_decoder_export_pools_the_last_real_token_not_padding(qwen3_bundle):

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -135,6 +136,65 @@ def test_mixed_precision_search_keeps_fp32_only_where_int8_breaks_the_bound(mini
     loose, kept = mixed_precision.search(minilm_bundle / "model.onnx", tmp_path / "loose", tokenizer, texts, 1.0, 1.0)
     assert kept == [] and "MatMulInteger" in {n.op_type for n in onnx.load(str(loose)).graph.node}
 
+
+
+def _logits(model, tokenizer, texts):
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    return session.run(["logits"], {k: v for k, v in tokenizer(texts).items() if k in names})[0]
+
+
+@pytest.mark.parametrize("bundle_fixture", ["minilm_bundle", "qwen3_bundle"])
+def test_smoothing_is_exact_in_fp32(bundle_fixture, request, tmp_path):
+    from brandsafe.export import smoothing
+
+    bundle = request.getfixturevalue(bundle_fixture)
+    run_dir, original = _run_dir(bundle), bundle / "model.onnx"
+    texts, tokenizer = _texts(run_dir, 64), _tokenizer(run_dir)
+    smoothed = smoothing.smooth(original, tmp_path / "smoothed", tokenizer, texts)
+    multiplies = [n for n in onnx.load(str(smoothed)).graph.node if n.op_type == "Mul" and n.name.endswith("/smooth")]
+    # one per activation that weights read: per layer the attention input (q, k, v share it), the
+    # attention output, the FFN input, the FFN output; MiniLM has 6 layers, the tiny Qwen3 2 and its head
+    assert len(multiplies) == {"minilm_bundle": 6 * 4, "qwen3_bundle": 2 * 4 + 1}[bundle_fixture]
+    assert {p.name for p in bundle.glob("*.json")} <= {p.name for p in (tmp_path / "smoothed").iterdir()}
+    expected, got = _logits(original, tokenizer, texts), _logits(smoothed, tokenizer, texts)
+    assert np.abs(expected - got).max() < 1e-3 * max(1.0, np.abs(expected).max())
+
+
+def test_smoothing_evens_out_activation_channels_on_rows_it_never_saw(minilm_bundle, tmp_path):
+    """Per-tensor int8 loses the small channels when a few are far larger: smoothing must shrink that
+    spread (largest channel max / median channel max). The pretrained MiniLM has 18-25x outliers.
+    Its end-to-end effect on the real run's int8 drift is a benchmark (loadtest/TUNING.md §15-16)."""
+    from brandsafe.export import smoothing
+
+    run_dir, original = _run_dir(minilm_bundle), minilm_bundle / "model.onnx"
+    texts, tokenizer = _texts(run_dir), _tokenizer(run_dir)
+    calibration, unseen = texts[:len(texts) // 2], texts[len(texts) // 2:]
+    smoothed = smoothing.smooth(original, tmp_path / "smoothed", tokenizer, calibration)
+    activations = [n.input[0] for n in onnx.load(str(smoothed)).graph.node if n.name.endswith("/smooth")]
+    before = smoothing.activation_channel_max(original, activations, tokenizer, unseen)
+    after = smoothing.activation_channel_max(smoothed, [f"{a}/smoothed" for a in activations], tokenizer, unseen)
+    spread_before = np.array([before[a].max() / np.median(before[a]) for a in activations])
+    spread_after = np.array([after[f"{a}/smoothed"].max() / np.median(after[f"{a}/smoothed"]) for a in activations])
+    assert np.median(spread_after) < np.median(spread_before) / 2
+    assert spread_after.max() < spread_before.max()
+
+
+def test_int8_bundle_is_smoothed_searched_and_parity_checked(minilm_bundle, tmp_path):
+    """The default CPU path end to end: fp32 export, smoothing, the mixed-precision search, the gate."""
+    from brandsafe.export.bundler import build_bundle
+    from brandsafe.service.model import LoadedBundle
+
+    bundle = build_bundle(_run_dir(minilm_bundle), tmp_path / "int8", precision="int8", parity_rows=50)
+    info = json.loads((bundle / "bundle.json").read_text())
+    assert info["precision"] in ("int8", "int8-mixed") and info["int8_smoothing_alpha"] == 0.75
+    parity_result = json.loads((bundle / "parity.json").read_text())
+    assert parity_result["passed"] and parity_result["p99_score_drift"] <= parity.MAX_P99_SCORE_DRIFT["int8"]
+    nodes = onnx.load(str(bundle / "model.onnx")).graph.node
+    assert sum(n.name.endswith("/smooth") for n in nodes) == 6 * 4
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 38 - len(info["int8_kept_fp32"])
+    texts = _texts(_run_dir(minilm_bundle), 20)
+    assert np.abs(LoadedBundle(bundle).score(texts) - LoadedBundle(minilm_bundle).score(texts)).max() < 0.15
 
 
 def test_mixed_precision_search_keeps_everything_in_fp32_under_a_zero_bound(qwen3_bundle, tmp_path):

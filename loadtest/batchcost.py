@@ -5,7 +5,9 @@
 For each batch size it times, interleaved so both see the same machine state:
 - `padded`:   one backend call on the whole batch padded to its longest row (the pre-tuning path);
 - `bucketed`: `LoadedBundle.score`, one call per padded length (what the service runs);
-and with `--spinning` the bucketed path once more on a session whose ORT pool threads spin.
+and with `--spinning` the bucketed path once more on a session whose ORT pool threads spin, and
+with `--against OTHER` the bucketed path of another bundle (e.g. the previous export), so two
+exports of one run compare on the same texts, threads and minutes.
 Wall ms per batch, rows/s, and this process's CPU ms per batch (spinning shows up there).
 """
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="1,4,8,16,32")
     parser.add_argument("--seconds", type=float, default=2.0, help="per variant and size")
     parser.add_argument("--spinning", action="store_true", help="also time a session with ORT spinning on")
+    parser.add_argument("--against", type=Path, action="append", default=[],
+                        help="another bundle to time beside it, bucketed (repeatable)")
     args = parser.parse_args(argv)
 
     requests = [replay_file.to_request(r) for r in replay_file.load_or_build(args.replay)[:5000]]
@@ -59,6 +63,10 @@ def main(argv=None) -> None:
         spinning.backend = OnnxRuntimeBackend(spinning.backend.model_path, args.threads, "cpu", {
             "session.intra_op.allow_spinning": "1", "session.inter_op.allow_spinning": "1"}).initialize()
         variants["bucketed+spin"] = spinning.score
+    for number, path in enumerate(args.against, start=1):
+        other = LoadedBundle(path, intra_op_threads=args.threads)
+        variants[f"against{number}"] = other.score
+        print(f"against{number}: bundle {other.bundle_id} ({other.info.precision})")
     print(f"bundle {model.bundle_id} ({model.info.precision}), {args.threads} ORT threads, "
           f"{len(texts)} replayed page texts")
     print(f"{'batch':>5}  {'variant':<14}{'ms/batch':>10}{'rows/s':>9}{'cpu ms':>9}")

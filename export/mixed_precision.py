@@ -8,11 +8,13 @@ sensitive ones — as many as still pass the bound with a margin — and keep th
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from tqdm.auto import tqdm
 
 from brandsafe.tokenization import BatchTokenizer
 
@@ -40,15 +42,21 @@ def search(fp32_model: Path, out_dir: Path, tokenizer: BatchTokenizer, texts: li
     reference = _probabilities(fp32_model, batches, temperature)
     nodes = weight_matmuls(fp32_model)
     target = drift_bound * margin
+    # Minutes on a 2-core CPU: at most one graph for all-int8, one per node, and the bisection's.
+    progress = tqdm(total=1 + len(nodes) + math.ceil(math.log2(len(nodes) + 1)), desc="int8 search",
+                    unit="graph")
 
     def drift_with(quantized: list[str]) -> float:
         keep = [n for n in nodes if n not in set(quantized)]
         with tempfile.TemporaryDirectory() as tmp:
-            return _p99_drift(reference, _probabilities(quantize_int8(fp32_model, Path(tmp), keep), batches,
-                                                        temperature))
+            drift = _p99_drift(reference, _probabilities(quantize_int8(fp32_model, Path(tmp), keep), batches,
+                                                         temperature))
+        progress.update()
+        return drift
 
     all_drift = drift_with(nodes)
     if all_drift <= target:
+        progress.close()
         return quantize_int8(fp32_model, out_dir), []
     sensitivity = {node: drift_with([node]) for node in nodes}
     order = sorted(nodes, key=sensitivity.get)
@@ -59,6 +67,7 @@ def search(fp32_model: Path, out_dir: Path, tokenizer: BatchTokenizer, texts: li
             low = middle
         else:
             high = middle - 1
+    progress.close()
     kept = order[low:]
     log.info("int8 for %d of %d MatMuls (all-int8 p99 drift %.3f > target %.3f); fp32 kept for: %s",
              low, len(nodes), all_drift, target, ", ".join(kept))

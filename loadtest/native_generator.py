@@ -22,6 +22,10 @@ from . import openloop
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
 NATIVE_SOURCE = NATIVE_DIR / "openloop.cc"
 NATIVE_BINARY = NATIVE_DIR / "build" / "openloop"
+# The generator stands for bidders on other machines: nothing on this one should delay its sends,
+# so it runs one real-time priority above a server's serving threads (service/scheduling.py), where
+# the OS permits it. Every peer meets the same generator.
+GENERATOR_PRIORITY = 2
 
 
 class NativeUnavailable(RuntimeError):
@@ -80,12 +84,15 @@ class NativeGenerator:
                 "--method", method, "--serve"]
         if check_fallback:  # a fallback answer is not a verdict: counted as FALLBACK, like classify_check
             argv += ["--fallback-field", str(fallback_field_number())]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc, self.realtime = _start_realtime(argv)
         hello = self.proc.stdout.readline()
         if not hello:
             self.proc.wait(timeout=10)
             raise RuntimeError(f"native generator exited ({self.proc.returncode}) before connecting to {target}")
         self.info = json.loads(hello)
+        if not self.realtime:
+            print("native generator: real-time priority not permitted here (needs CAP_SYS_NICE); its send lag "
+                  "(lag99 column) weighs on every peer's latency", file=sys.stderr, flush=True)
 
     def raw_step(self, offsets, rate: float, first: int = 0, timeout_s: float = 1.0) -> dict:
         command = {"rate": rate, "first": first, "timeout_s": timeout_s,
@@ -130,6 +137,21 @@ def step_result(raw: dict, server_cpu_s: float | None = None) -> openloop.StepRe
         errors=dict(raw["errors"]), send_lag_p99_ms=raw["send_lag_p99_ms"],
         generator_cpu_pct=raw["generator_cpu_pct"],
         server_cpu_pct=100.0 * server_cpu_s / wall if server_cpu_s is not None and wall > 0 else None, wall_s=wall)
+
+
+def _start_realtime(argv: list[str]) -> tuple[subprocess.Popen, bool]:
+    """The generator at SCHED_FIFO GENERATOR_PRIORITY (its threads inherit it), or at normal
+    priority where that is not permitted; and which of the two."""
+    def realtime() -> None:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(GENERATOR_PRIORITY))
+
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            return subprocess.Popen(argv, preexec_fn=realtime, **pipes), True
+        except (subprocess.SubprocessError, PermissionError):
+            pass
+    return subprocess.Popen(argv, **pipes), False
 
 
 def pick_generator(choice: str) -> str:

@@ -27,13 +27,17 @@ from typing import Callable
 
 import numpy as np
 
+from .scheduling import as_serving_work
+
 
 _thread_numbers = itertools.count()
 
 
-def name_native_thread(prefix: str = "inference") -> None:
-    """Give the calling thread an OS-level name (`top -H`, /proc/PID/task/*/comm), so per-thread
-    CPU can be told apart from the event loop and gRPC's threads; a no-op off Linux."""
+def start_inference_thread(prefix: str = "inference") -> None:
+    """Executor initializer of the inference workers: the serving threads' scheduling class
+    (scheduling.py), and an OS-level name (`top -H`, /proc/PID/task/*/comm),
+    so per-thread CPU can be told apart from the event loop and gRPC's threads."""
+    as_serving_work()
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -63,7 +67,7 @@ class MicroBatcher:
         self._has_items = asyncio.Event()
         self._full = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference",
-                                                                initializer=name_native_thread)
+                                                                initializer=start_inference_thread)
         self._free_workers = asyncio.Semaphore(workers)
         self._worker: asyncio.Task | None = None
         self._running: dict[asyncio.Task, float] = {}  # batches being computed → when each started

@@ -8,6 +8,7 @@ the retrieval index when one is configured.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -22,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
-from . import heap
+from . import heap, scheduling
 from .batcher import MicroBatcher
 from .cache import LocalTier, RedisTier, VerdictCache
 from .metrics import Metrics, default_metrics
@@ -71,6 +72,10 @@ class ServerConfig:
     follow_seconds: float = 5.0
     registry_model: str = "brandsafe"
     registry_cache: Path = Path(".brandsafe-releases")  # downloaded releases
+    # Serving threads (event loop, gRPC's, inference) at real-time priority (scheduling.py);
+    # `brandsafe serve` turns it on. Off here: a process that embeds the server (tests, notebooks)
+    # keeps its own thread's scheduling.
+    realtime_serving: bool = False
 
 
 class RunningServer:
@@ -83,6 +88,7 @@ class RunningServer:
         self.grace = grace
         self.metrics_port = metrics_port
         self.background: list[asyncio.Task] = []
+        self.scheduling = scheduling.Outcome(False, reason="not requested")
 
     @property
     def model(self) -> LoadedBundle:
@@ -100,6 +106,8 @@ class RunningServer:
         if self.service.cache is not None and self.service.cache.redis is not None:
             await self.service.cache.redis.close()
         self.service.close()
+        if self.scheduling.realtime:
+            scheduling.lower_calling_thread()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -168,6 +176,9 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
                                  config.retrieval_budget_ms / 1000)
     service.add_to_server(server)
     loop = asyncio.get_running_loop()
+    if config.realtime_serving:
+        # Work started from the event loop runs in normal threads, whatever the loop's class becomes.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(initializer=scheduling.as_normal_work))
 
     await loop.run_in_executor(None, load_segmenter)
 
@@ -224,6 +235,9 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, service, swapper, health_servicer, config.grace_seconds, metrics_port)
+    if config.realtime_serving:
+        running.scheduling = scheduling.raise_serving_threads()
+        log.info("scheduling: %s", running.scheduling.describe())
     if config.watch_seconds > 0:
         running.background.append(loop.create_task(swapper.watch(config.watch_seconds)))
     if follower is not None:

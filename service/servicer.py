@@ -29,6 +29,7 @@ from .cache import VerdictCache, cache_key
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_ID, Policy
 from .requests import RequestError, check_ids, parse
+from .scheduling import as_serving_work
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BrandSafety"].full_name
@@ -97,7 +98,8 @@ class BrandSafetyService:
         self.retrieval_budget = retrieval_budget_seconds
         self._retrieval_seconds = 0.0  # EWMA of one retrieval, for admission against the deadline
         # One thread: the embedding model runs in ONNX Runtime (GIL released) beside the batcher's thread.
-        self._retrieval_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval")
+        self._retrieval_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval",
+                                                                     initializer=as_serving_work)
         self._observers: dict[tuple[str, grpc.StatusCode], tuple] = {}
 
     def close(self) -> None:

@@ -265,12 +265,12 @@ def test_ceiling_ab_configs_are_workers_by_threads():
 
 def test_where_time_goes_reads_named_threads_and_sums_them_per_request():
     from brandsafe.loadtest.where_time_goes import per_thread, thread_times
-    from brandsafe.service.batcher import name_native_thread
+    from brandsafe.service.batcher import start_inference_thread
 
     named, release = threading.Event(), threading.Event()
 
     def probe():
-        name_native_thread("probe")
+        start_inference_thread("probe")
         named.set()
         release.wait(10)
 

@@ -1,6 +1,8 @@
 """A bare grpc.aio server on uvloop that answers Classify with fixed bytes: the floor any gRPC
 Python service pays per request (transport, HTTP/2, the event loop), with no parsing, no model,
-no cache. The cache benchmark compares the service's cache-hit path with it.
+no cache. The cache benchmark compares the service's cache-hit path with it. It schedules its
+event loop and gRPC's threads as `brandsafe serve` does (real-time where permitted; --scheduling),
+so the comparison is between the two programs' code, not their priorities.
 
     python -m brandsafe.loadtest.peers.echo_server --response-file resp.bin --port 0
 """
@@ -12,8 +14,10 @@ from pathlib import Path
 import grpc
 import uvloop
 
+from brandsafe.service import scheduling
 
-async def serve(response: bytes, host: str, port: int) -> None:
+
+async def serve(response: bytes, host: str, port: int, realtime: bool = True) -> None:
     async def classify(request: bytes, context) -> bytes:
         return response
 
@@ -24,6 +28,8 @@ async def serve(response: bytes, host: str, port: int) -> None:
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
+    if realtime:
+        print(f"echo: scheduling: {scheduling.raise_serving_threads().describe()}", flush=True)
     print(f"echo: serving echo on {host}:{bound} (fixed {len(response)}-byte responses)", flush=True)
     await server.wait_for_termination()
 
@@ -33,8 +39,10 @@ def main(argv=None) -> None:
     parser.add_argument("--response-file", type=Path, required=True, help="serialized ClassifyResponse to return")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--scheduling", choices=("realtime", "normal"), default="realtime",
+                        help="as `brandsafe serve --scheduling` (default: %(default)s)")
     args = parser.parse_args(argv)
-    uvloop.run(serve(args.response_file.read_bytes(), args.host, args.port))
+    uvloop.run(serve(args.response_file.read_bytes(), args.host, args.port, args.scheduling == "realtime"))
 
 
 if __name__ == "__main__":

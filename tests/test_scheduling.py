@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from conftest import ServerProcess
 
 from brandsafe.service import scheduling
 from brandsafe.service.batcher import start_inference_thread
@@ -147,20 +148,27 @@ def _classes(pid: int) -> dict[str, list[int]]:
     return classes
 
 
-def test_served_threads_are_realtime_and_loading_is_not(minilm_server):
-    with grpc.insecure_channel(minilm_server.target) as channel:  # a scored request, so the workers exist
+@pytest.fixture
+def realtime_server(minilm_bundle):
+    server = ServerProcess(minilm_bundle, "--scheduling", "realtime")
+    yield server
+    server.stop()
+
+
+def test_served_threads_are_realtime_and_loading_is_not(realtime_server):
+    with grpc.insecure_channel(realtime_server.target) as channel:  # a scored request, so the workers exist
         answer = brandsafe_pb2_grpc.BrandSafetyStub(channel).Classify(
             pb.ClassifyRequest(id="s", imp_id="1", site=pb.Site(page="https://scheduling.example/first-look")),
             timeout=10)
     assert answer.bundle_id
-    classes = _classes(minilm_server.proc.pid)
-    log = minilm_server.output()
+    classes = _classes(realtime_server.proc.pid)
+    log = realtime_server.output()
     assert "scheduling: " in log
     if "serving threads at SCHED_FIFO 1" not in log:
         assert "real-time scheduling not permitted" in log
         assert all(set(policies) == {os.SCHED_OTHER} for policies in classes.values())
         return
-    assert os.sched_getscheduler(minilm_server.proc.pid) == os.SCHED_FIFO  # the event loop
+    assert os.sched_getscheduler(realtime_server.proc.pid) == os.SCHED_FIFO  # the event loop
     assert set(classes["event_engine"]) == {os.SCHED_FIFO}
     assert set(classes["inference"]) == {os.SCHED_FIFO}
     # Python-named threads: the event loop and grpc.aio's poller raised; the bundle loaders not.

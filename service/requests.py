@@ -31,10 +31,14 @@ class ParsedRequest:
 
 
 def check_ids(request: pb.ClassifyRequest) -> None:
-    """The request's own identifiers: what varies per impression even when the page repeats."""
-    _limit("id", request.id, MAX_ID_CHARS)
-    _limit("imp_id", request.imp_id, MAX_ID_CHARS)
+    check_impression_ids(request.id, request.imp_id)
     _limit("policy_id", request.policy_id, MAX_ID_CHARS)
+
+
+def check_impression_ids(request_id: str, imp_id: str) -> None:
+    """The request's own identifiers: what varies per impression even when the page repeats."""
+    _limit("id", request_id, MAX_ID_CHARS)
+    _limit("imp_id", imp_id, MAX_ID_CHARS)
 
 
 def parse(request: pb.ClassifyRequest, default_policy: str) -> ParsedRequest:

@@ -3,7 +3,8 @@
 Per request: decode → validate → (cache) → retrieve passages when the bundle reads a <context>
 block and the budget allows → render → admission against the deadline → micro-batch → policy.
 A page and profile answered before, whose verdict is still cached, skip all of it: one lookup in
-the Serving's remembered answers (answers.py).
+the Serving's remembered answers, on the request's bytes (answers.py). So both methods take and
+return bytes: a request is parsed only when it goes down the full path.
 A request that cannot be scored inside its budget gets the brand profile's fallback at once,
 marked as such; a full queue answers RESOURCE_EXHAUSTED at once.
 """
@@ -23,12 +24,12 @@ from brandsafe.rendering import render
 from brandsafe.taxonomy import CATTAX_CONTENT_3_1
 from brandsafe.v1 import brandsafe_pb2 as pb
 
-from .answers import RememberedAnswers, request_key
+from .answers import RememberedAnswers, SplitRequest, answer_bytes, split_request
 from .batcher import Expired, MicroBatcher, QueueFull
 from .cache import VerdictCache, cache_key
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_ID, Policy
-from .requests import RequestError, check_ids, parse
+from .requests import RequestError, check_impression_ids, parse
 from .scheduling import as_serving_work
 
 log = logging.getLogger(__name__)
@@ -106,30 +107,30 @@ class BrandSafetyService:
         self._retrieval_pool.shutdown(wait=False)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        """Like the generated add_BrandSafetyServicer_to_server, but decoding requests ourselves so
-        undecodable bytes become INVALID_ARGUMENT instead of an INTERNAL error."""
-        serialize = pb.ClassifyResponse.SerializeToString
+        """Like the generated add_BrandSafetyServicer_to_server, but bytes in and out: a remembered
+        answer needs neither a parsed request nor a response message, and decoding requests here
+        makes undecodable bytes INVALID_ARGUMENT instead of an INTERNAL error."""
         handlers = {
-            "Classify": grpc.unary_unary_rpc_method_handler(self.Classify, request_deserializer=_decode,
-                                                            response_serializer=serialize),
-            "ClassifyStream": grpc.stream_stream_rpc_method_handler(self.ClassifyStream, request_deserializer=_decode,
-                                                                    response_serializer=serialize),
+            "Classify": grpc.unary_unary_rpc_method_handler(self.Classify),
+            "ClassifyStream": grpc.stream_stream_rpc_method_handler(self.ClassifyStream),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
         server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
-    async def Classify(self, request, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+    async def Classify(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         received = time.monotonic()
         # Most requests repeat a page answered moments ago: answer those before anything else
-        # (no deadline arithmetic, no inner coroutine), since every call and object on this
-        # path is paid again cold on each request (loadtest/TUNING.md §12).
-        response = self._remembered(request)
+        # (no parsing, no deadline arithmetic, no inner coroutine), since every call and object on
+        # this path is paid again cold on each request (loadtest/TUNING.md §12).
+        split = split_request(raw)
+        response = self._remembered(split)
         if response is not None:
             self._observe("Classify", grpc.StatusCode.OK, received)
             return response
         code = grpc.StatusCode.OK
         try:
-            return await self._classify(request, context.time_remaining(), received)
+            answer = await self._classify(_decode(raw), context.time_remaining(), received, split)
+            return answer.SerializeToString()
         except ClassifyError as exc:
             code = exc.code
             await context.abort(exc.code, exc.message)
@@ -144,17 +145,21 @@ class BrandSafetyService:
         ready: asyncio.Queue = asyncio.Queue()
         in_flight: set[asyncio.Task] = set()
 
-        async def answer(request) -> None:
+        async def answer(raw: bytes) -> None:
             received = time.monotonic()
             code = grpc.StatusCode.OK
-            try:
-                response = self._remembered(request)
-                if response is None:
-                    response = await self._classify(request, context.time_remaining(), received)
-            except ClassifyError as exc:
-                code = exc.code
-                response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
-                                               error=pb.ErrorInfo(code=exc.code.name, message=exc.message))
+            split = split_request(raw)
+            response = self._remembered(split)
+            if response is None:
+                request = _decode(raw)
+                try:
+                    response = (await self._classify(request, context.time_remaining(), received,
+                                                     split)).SerializeToString()
+                except ClassifyError as exc:
+                    code = exc.code
+                    response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
+                                                   error=pb.ErrorInfo(code=exc.code.name,
+                                                                      message=exc.message)).SerializeToString()
             self._observe("ClassifyStream", code, received)
             ready.put_nowait(response)
 
@@ -176,14 +181,17 @@ class BrandSafetyService:
             for task in list(in_flight):
                 task.cancel()
 
-    async def _classify(self, request, time_remaining: float | None, received: float) -> pb.ClassifyResponse:
+    async def _classify(self, request, time_remaining: float | None, received: float,
+                        split: SplitRequest | None = None) -> pb.ClassifyResponse:
+        """The full path. `split` (the request's bytes taken apart) is where its answer is
+        remembered; without it the answer is not remembered."""
         serving = self.serving
         if serving is None:
             raise ClassifyError(grpc.StatusCode.UNAVAILABLE, "model bundle is still loading; retry shortly")
         if isinstance(request, _Undecodable):
             raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"request: not a valid brandsafe.v1.ClassifyRequest ({request.error})")
-        remembered_key = self._remembering_key(serving, request)
+        remembered_key = split.key if split is not None and self._remembers(serving) else None
         try:
             parsed = parse(request, DEFAULT_POLICY_ID)
         except RequestError as exc:
@@ -226,31 +234,28 @@ class BrandSafetyService:
             serving.answers.remember(remembered_key, key, scores, body.SerializeToString())
         return for_request(body, request, source, retrieval)
 
-    def _remembering_key(self, serving: Serving, request) -> tuple | None:
-        """The key this request's answer is remembered under, or None if it is not remembered:
-        without a verdict cache, or when passages make every answer depend on the index too."""
-        if self.cache is None or serving.reads_context():
-            return None
-        return request_key(request)
+    def _remembers(self, serving: Serving) -> bool:
+        """Answers are not remembered without a verdict cache, nor when passages make every answer
+        depend on the index too."""
+        return self.cache is not None and not serving.reads_context()
 
-    def _remembered(self, request) -> pb.ClassifyResponse | None:
-        """The answer the full path would give, if this page and profile were answered before and the
-        verdict cache still holds the scores that answer was built from; else None."""
+    def _remembered(self, split: SplitRequest | None) -> bytes | None:
+        """The serialized answer the full path would give, if this page and profile were answered
+        before and the verdict cache still holds the scores that answer was built from; else None."""
         serving = self.serving
-        if serving is None or isinstance(request, _Undecodable):
+        if serving is None or split is None or split.key is None or not self._remembers(serving):
             return None
-        key = self._remembering_key(serving, request)
-        entry = serving.answers.get(key) if key is not None else None
+        entry = serving.answers.get(split.key)
         if entry is None:
             return None
         try:
-            check_ids(request)
-        except RequestError:
+            check_impression_ids(split.request_id.decode(), split.imp_id.decode())
+        except (RequestError, UnicodeDecodeError):
             return None  # the full path reports it
         cache_key_, scores, body = entry
         if not self.cache.holds(cache_key_, scores):
             return None
-        return for_request(pb.ClassifyResponse.FromString(body), request, "local")
+        return answer_bytes(split, body)
 
     async def _scores(self, serving: Serving, page, deadline: float | None,
                       retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str, str | None]:

@@ -7,11 +7,13 @@ import shutil
 
 import grpc
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from brandsafe.bundle import write_manifest
 from brandsafe.client import site_request
-from brandsafe.service.answers import MAX_PAGE_BYTES, RememberedAnswers, request_key
+from brandsafe.service.answers import MAX_PAGE_BYTES, RememberedAnswers, answer_bytes, split_request
 from brandsafe.service.metrics import Metrics
 from brandsafe.service.server import ServerConfig, start
 from brandsafe.v1 import brandsafe_pb2 as pb
@@ -69,6 +71,18 @@ def test_a_repeat_is_answered_from_memory_exactly_as_the_full_path_answers_it(mi
             except grpc.aio.AioRpcError as exc:
                 errors.append((exc.code(), exc.details().split(":")[0]))
         assert errors == [(grpc.StatusCode.INVALID_ARGUMENT, "id"), (grpc.StatusCode.INVALID_ARGUMENT, "site, app")]
+        # Nor an id that is not UTF-8 (the bytes path decodes ids itself), nor one sent after the site.
+        page_bytes = site_request(**page).SerializeToString()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            raw_call = channel.unary_unary("/brandsafe.v1.BrandSafety/Classify")  # bytes in, bytes out
+            try:
+                await raw_call(b"\x0a\x02\xff\xfe" + page_bytes, timeout=10)
+                raise AssertionError("an id that is not UTF-8 was answered")
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+            late = pb.ClassifyResponse.FromString(await raw_call(page_bytes + b"\x0a\x04late", timeout=10))
+        assert (late.id, late.score_source) == ("late", "local")
+        assert _without_request_fields(late) == _without_request_fields(first)
         return running.service.cache.stats.local_hits
 
     assert _serve(config, scenario) >= 3
@@ -111,23 +125,68 @@ def test_a_new_bundle_never_answers_from_the_old_ones_memory(minilm_bundle, tmp_
                                                              (info["bundle_id"], "local")]
 
 
-def test_remembered_answers_are_bounded_and_keyed_by_the_page_object_as_sent():
+def test_remembered_answers_are_bounded_and_hold_nothing_the_gc_walks():
     answers = RememberedAnswers(max_entries=2)
     scores = np.zeros(3, dtype=np.float32)
-    for name in ("a", "b", "c"):
-        answers.remember((name,), f"key-{name}", scores, pb.ClassifyResponse(policy_id=name).SerializeToString())
-    assert len(answers) == 2 and answers.get(("a",)) is None and answers.get(("c",))[0] == "key-c"
+    for name in (b"a", b"b", b"c"):
+        answers.remember(name, f"key-{name.decode()}", scores, pb.ClassifyResponse(policy_id="p").SerializeToString())
+    assert len(answers) == 2 and answers.get(b"a") is None and answers.get(b"c")[0] == "key-c"
     # Nothing in an entry is left for the cyclic GC to walk (a full collection would visit each).
     gc.collect()
-    assert not gc.is_tracked(answers.get(("c",)))
+    assert not gc.is_tracked(answers.get(b"c"))
 
-    site = pb.Site(page="https://example.com/")
-    assert request_key(pb.ClassifyRequest(site=site)) == (site.SerializeToString(), None, "")
-    assert request_key(pb.ClassifyRequest(site=site, policy_id="strict"))[2] == "strict"
+
+def _key(request: pb.ClassifyRequest) -> bytes | None:
+    return split_request(request.SerializeToString()).key
+
+
+def test_the_key_is_every_byte_but_the_impression_ids_and_tmax():
+    site = pb.Site(page="https://example.com/", content=pb.Content(title="Knitting"))
+    key = _key(pb.ClassifyRequest(id="r1", imp_id="1", site=site, tmax=80))
+    assert key == pb.ClassifyRequest(site=site).SerializeToString()
+    assert _key(pb.ClassifyRequest(id="another", imp_id="99", site=site, tmax=5)) == key
+    assert _key(pb.ClassifyRequest(site=site, policy_id="strict")) != key
+    assert _key(pb.ClassifyRequest(site=pb.Site(page="https://example.com/", content=pb.Content(title="K")))) != key
     # An app request and the same app beside an empty site differ: only the first one is valid.
     app = pb.App(bundle="com.example")
-    assert request_key(pb.ClassifyRequest(app=app)) != request_key(pb.ClassifyRequest(app=app, site=pb.Site()))
-    assert request_key(pb.ClassifyRequest(site=pb.Site(page="https://e.com/" + "a" * MAX_PAGE_BYTES))) is None
+    assert _key(pb.ClassifyRequest(app=app)) != _key(pb.ClassifyRequest(app=app, site=pb.Site()))
+    assert _key(pb.ClassifyRequest(site=pb.Site(page="https://e.com/" + "a" * MAX_PAGE_BYTES))) is None
+    # Bytes that are not a plain encoding are left to the full path, which reports them.
+    raw = pb.ClassifyRequest(id="r1", site=site).SerializeToString()
+    assert split_request(raw[:-1]) is None and split_request(b"\x0a\xff") is None
+    assert split_request(b"\x0d\x00\x00\x00\x00") is None  # a fixed32 field
+
+
+def test_an_answer_from_bytes_parses_to_the_message_the_full_path_builds():
+    body = pb.ClassifyResponse(decision=pb.BLOCK, cattax=9, bundle_id="b", policy_id="default",
+                               categories=[pb.CategoryScore(id="181", name="Casinos & Gambling", score=0.9)])
+    request = pb.ClassifyRequest(id="req-ü", imp_id="3", site=pb.Site(page="https://casino.example/"), tmax=50)
+    split = split_request(request.SerializeToString())
+    assert (split.request_id.decode(), split.imp_id.decode()) == ("req-ü", "3")
+    expected = pb.ClassifyResponse()
+    expected.CopyFrom(body)
+    expected.id, expected.imp_id, expected.score_source = "req-ü", "3", "local"
+    assert pb.ClassifyResponse.FromString(answer_bytes(split, body.SerializeToString())) == expected
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=60), st.text(max_size=20),
+       st.integers(min_value=0, max_value=2**32 - 1), st.booleans())
+def test_splitting_a_request_loses_nothing_but_tmax(request_id, imp_id, page, policy_id, tmax, app):
+    request = pb.ClassifyRequest(id=request_id, imp_id=imp_id, policy_id=policy_id, tmax=tmax)
+    if app:
+        request.app.bundle = page
+    else:
+        request.site.page = page
+    split = split_request(request.SerializeToString())
+    rebuilt = pb.ClassifyRequest.FromString(split.id_fields + split.key)
+    request.tmax = 0
+    assert rebuilt == request
+
+
+@given(st.binary(max_size=64))
+def test_splitting_never_raises_on_any_bytes(raw):
+    split = split_request(raw)
+    assert split is None or isinstance(split.id_fields, bytes)
 
 
 def test_a_stream_answers_repeats_from_memory_with_each_requests_own_ids(minilm_bundle):

@@ -18,6 +18,9 @@ def test_rows_are_grouped_by_their_source_list_at_the_90_percent_recall_threshol
     assert source_of(f"{data}:2", files) == "lists:news"
     assert source_of(f"{data}:3", files) == "-:-"
     assert source_of(f"{data}:9", files) == "-" and source_of("taxonomy:181#1.2", files) == "-"
+    csv = tmp_path / "urls.csv"
+    csv.write_text("url,label\na.example,\n")
+    assert source_of(f"{csv}:2", files) == "-"  # CSV rows carry no source list
 
     rows = ([{"text": f"bad {i}", "labels": ["x"], "source": "lists:bad"} for i in range(10)]
             + [{"text": f"news {i}", "labels": [], "source": "lists:news"} for i in range(4)]

@@ -12,7 +12,6 @@ apart) or sit in one list worth relabelling.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,26 +20,25 @@ import numpy as np
 from brandsafe.jsonl import json_objects
 
 from .data import DataError
-from .evaluate import UNSAFE_RECALL_TARGET, unsafe_score
+from .evaluate import UNSAFE_RECALL_TARGET, false_block_rate_at_recall, unsafe_score
 
 
-def source_of(origin: str, cache: dict[str, list[str]]) -> str:
-    """`source:source_label` of the data row an origin ("file:line") points at, or "-"."""
-    path, _, line = origin.rpartition(":")
+def source_of(origin: str, cache: dict[str, dict[str, dict]]) -> str:
+    """`source:source_label` of the data row an origin ("file:line") points at, or "-". Rows are
+    read with the reader training used, so an origin names the same line here as it did there;
+    CSV rows and taxonomy examples carry no source list."""
+    path = origin.rpartition(":")[0]
     if path not in cache:
-        cache[path] = Path(path).read_text(encoding="utf-8").splitlines() if Path(path).is_file() else []
-    lines = cache[path]
-    if not line.isdigit() or not 0 < int(line) <= len(lines):
-        return "-"
-    record = json.loads(lines[int(line) - 1])
-    return f"{record.get('source', '-')}:{record.get('source_label', '-')}" if isinstance(record, dict) else "-"
+        cache[path] = (dict(json_objects(path, DataError))
+                       if Path(path).suffix.lower() in {".jsonl", ".ndjson"} and Path(path).is_file() else {})
+    record = cache[path].get(origin)
+    return "-" if record is None else f"{record.get('source', '-')}:{record.get('source_label', '-')}"
 
 
 def by_source(rows: list[dict], scores: np.ndarray, recall: float = UNSAFE_RECALL_TARGET) -> tuple[float, list[dict]]:
     """(threshold, one summary per source list, most false blocks first)."""
     unsafe = np.array([bool(r["labels"]) for r in rows])
-    flagged_unsafe = np.sort(scores[unsafe])[::-1]
-    threshold = float(flagged_unsafe[int(np.ceil(recall * len(flagged_unsafe))) - 1])
+    _, threshold = false_block_rate_at_recall(scores, unsafe, recall)
     groups: dict[str, dict] = defaultdict(lambda: {"unsafe": 0, "caught": 0, "safe": 0, "blocked": 0,
                                                    "missed_example": "", "blocked_example": ""})
     for row, score, bad in zip(rows, scores, unsafe):

@@ -66,20 +66,22 @@ def main(argv=None) -> None:
     payloads = openloop.classify_payloads(args.replay)
     work = Path(tempfile.mkdtemp(prefix="brandsafe-ab-"))
     requests_file = write_requests(payloads, work / "requests.bin") if generator == "native" else None
+    wake, wake_line = paired.machine_wakeup(args.cpu_wakeup)
     print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"{len(payloads)} replay impressions; budget p99 <= {args.budget_ms:g} ms; generator: {generator}",
-          flush=True)
+          f"{len(payloads)} replay impressions; budget p99 <= {args.budget_ms:g} ms; generator: {generator}; "
+          f"{wake_line}", flush=True)
     servers: dict[str, ServerProcess] = {}
     try:
         for name, flags in args.arm:
             argv_ = [sys.executable, "-m", "brandsafe", "-q", "serve", "--bundle", str(args.bundle), "--port", "0",
-                     "--cache-entries", "0", *flags]  # an arm's own --cache-entries comes later and wins
+                     "--cache-entries", "0", *paired.SERVED_WAKEUP, *flags]  # an arm's own flags come later and win
             servers[name] = ServerProcess(name, argv_, work)
             print(f"({name}: {shlex.join(flags) or 'defaults'}; log {servers[name].log})", flush=True)
         ladders = openloop.run_async(measure(servers, payloads, requests_file, args))
     finally:
         for server in servers.values():
             server.stop()
+        wake.release()
     paired.print_summary(ladders, args.budget_ms)
 
 

@@ -116,11 +116,14 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="brandsafe-cache-bench-"))
     requests_file = write_requests(payloads, work / "requests.bin") if generator == "native" else None
 
+    wake, wake_line = paired.machine_wakeup(args.cpu_wakeup)
     print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"{len(payloads)} replay impressions; budget p99 <= {args.budget_ms} ms; generator: {generator}", flush=True)
+          f"{len(payloads)} replay impressions; budget p99 <= {args.budget_ms} ms; generator: {generator}; "
+          f"{wake_line}", flush=True)
 
     service = ServerProcess("service", [sys.executable, "-m", "brandsafe", "-q", "serve", "--bundle", str(args.bundle),
-                                        "--threads", str(args.threads), "--port", "0", "--metrics-port", "0"], work)
+                                        "--threads", str(args.threads), "--port", "0", "--metrics-port", "0",
+                                        *paired.SERVED_WAKEUP], work)
     echo = None
     try:
         metrics_port = re.search(r"metrics on :(\d+)", service.log.read_text()).group(1)
@@ -150,6 +153,7 @@ def main(argv=None) -> None:
         service.stop()
         if echo is not None:
             echo.stop()
+        wake.release()
 
     paired.print_medians(ladders, args.budget_ms)
     text, ratio, cpu_rows = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats)

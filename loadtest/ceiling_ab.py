@@ -39,7 +39,9 @@ def main(argv=None) -> None:
         parser.error("give at least two distinct --config")
 
     texts = openloop.classify_texts(args.replay)
-    print(f"machine: {machine()}; {len(texts)} replayed pages; budget p99 <= {args.budget_ms:g} ms", flush=True)
+    wake, wake_line = paired.machine_wakeup(args.cpu_wakeup)
+    print(f"machine: {machine()}; {len(texts)} replayed pages; budget p99 <= {args.budget_ms:g} ms; {wake_line}",
+          flush=True)
     runners, models = {}, []
     for workers, threads in args.config:
         model = ceiling.load_model(args.bundle, threads, args.max_batch)
@@ -50,6 +52,7 @@ def main(argv=None) -> None:
                                                 on_step=paired.print_step(args.budget_ms)))
     for model in models:
         model.close()
+    wake.release()
     paired.print_summary(ladders, args.budget_ms)
 
 

@@ -94,11 +94,12 @@ def server_argv(peer: str, args, work: Path) -> list[str]:
     if peer == "service":
         # The verdict cache is off: every request reaches the model, as it does for every peer.
         return [sys.executable, "-m", "brandsafe", "-q", "serve", *common, *batching, "--port", "0",
-                "--cache-entries", "0"]
+                "--cache-entries", "0", *paired.SERVED_WAKEUP]
     if peer == "service+cache":
         # As deployed: the replay's repetition makes most requests cache hits. Not a like-for-like
         # peer (the others score every request), so it is reported but not in the ratios.
-        return [sys.executable, "-m", "brandsafe", "-q", "serve", *common, *batching, "--port", "0"]
+        return [sys.executable, "-m", "brandsafe", "-q", "serve", *common, *batching, "--port", "0",
+                *paired.SERVED_WAKEUP]
     raise ValueError(peer)
 
 
@@ -221,7 +222,8 @@ def main(argv=None) -> None:
     requests = [replay_file.to_request(r) for r in records]
     payloads = [r.SerializeToString() for r in requests]
     texts = openloop.rendered_texts(requests)
-    print(f"machine: {machine()}", flush=True)
+    wake, wake_line = paired.machine_wakeup(args.cpu_wakeup)
+    print(f"machine: {machine()}; {wake_line}", flush=True)
     info = BundleInfo.load(args.bundle)
     print(f"compare: bundle {info.bundle_id} ({info.precision}, {args.bundle}), {len(records)} replayed "
           f"impressions, {args.workers} workers x {args.threads} ORT threads, max batch {args.max_batch}, "
@@ -244,6 +246,7 @@ def main(argv=None) -> None:
                 server.stop()
             if model is not None:
                 model.close()
+            wake.release()
 
     paired.print_medians(ladders, args.budget_ms)
     print("\n== summary")

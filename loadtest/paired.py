@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brandsafe.service import wakeup
+
 from . import ceiling, openloop
 from .native_generator import NativeGenerator
 
@@ -81,6 +83,25 @@ def add_ladder_arguments(parser, rates: str, budget_ms: float = 20.0, step_secon
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per peer at each offered rate, the peers taking turns; the median-p99 run "
                              "counts (default: %(default)s)")
+    parser.add_argument("--cpu-wakeup", choices=("fast", "normal"), default="fast",
+                        help="the machine's idle cores for the whole run, every peer alike: fast = held ready "
+                             "(service/wakeup.py; needs root), normal = as the OS sets them. Services the run "
+                             "starts get --cpu-wakeup normal, so this is the one setting (default: %(default)s)")
+
+
+# What a benchmark tells the `brandsafe serve` processes it starts: the machine's wake-up is the
+# run's to set (machine_wakeup), not one peer's.
+SERVED_WAKEUP = ("--cpu-wakeup", "normal")
+
+
+def machine_wakeup(choice: str) -> tuple[wakeup.CpuWakeup, str]:
+    """The run's CPU wake-up, held (for 'fast') until the returned request is released or the
+    process ends, and a line saying what it is. Machine-wide, so every peer, the ceiling included,
+    runs under it alike."""
+    request = wakeup.CpuWakeup()
+    if choice == "normal":
+        return request, "cpu wake-up: as the OS sets it (--cpu-wakeup normal)"
+    return request, f"cpu wake-up: {request.hold().describe()}"
 
 
 def step_seed(seed: int, rate: float, repeat: int) -> int:

@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
-from . import heap, scheduling
+from . import heap, scheduling, wakeup
 from .batcher import MicroBatcher
 from .cache import LocalTier, RedisTier, VerdictCache
 from .metrics import Metrics, default_metrics
@@ -76,6 +76,9 @@ class ServerConfig:
     # `brandsafe serve` turns it on. Off here: a process that embeds the server (tests, notebooks)
     # keeps its own thread's scheduling.
     realtime_serving: bool = False
+    # Idle cores poll instead of halting while the server runs (wakeup.py); `brandsafe serve` turns
+    # it on. Off here for the same reason, and because it is machine-wide.
+    fast_cpu_wakeup: bool = False
 
 
 class RunningServer:
@@ -89,6 +92,7 @@ class RunningServer:
         self.metrics_port = metrics_port
         self.background: list[asyncio.Task] = []
         self.scheduling = scheduling.Outcome(False, reason="not requested")
+        self.cpu_wakeup = wakeup.CpuWakeup()
 
     @property
     def model(self) -> LoadedBundle:
@@ -106,6 +110,7 @@ class RunningServer:
         if self.service.cache is not None and self.service.cache.redis is not None:
             await self.service.cache.redis.close()
         self.service.close()
+        self.cpu_wakeup.release()
         if self.scheduling.realtime:
             scheduling.lower_calling_thread()
 
@@ -238,6 +243,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     if config.realtime_serving:
         running.scheduling = scheduling.raise_serving_threads()
         log.info("scheduling: %s", running.scheduling.describe())
+    if config.fast_cpu_wakeup:
+        log.info("cpu wake-up: %s", running.cpu_wakeup.hold().describe())
     if config.watch_seconds > 0:
         running.background.append(loop.create_task(swapper.watch(config.watch_seconds)))
     if follower is not None:

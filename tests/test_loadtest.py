@@ -326,3 +326,23 @@ def test_cache_bench_compares_cpu_per_request_only_at_rates_both_servers_ran():
     assert [rate for rate, _, _ in rows] == [250, 500]
     assert rows[0][1:] == pytest.approx((620, 490))  # the median run, not the stalled one
     assert echo_over_service == pytest.approx(np.median([490 / 620, 410 / 510]))
+
+
+def test_a_benchmark_sets_the_machines_wake_up_once_for_every_peer(tmp_path):
+    """The run holds idle cores ready (or not) for all peers alike, and the services it starts are
+    told not to hold it themselves, so no peer gets a setting the others lack."""
+    import argparse
+
+    from brandsafe.loadtest import compare, paired
+
+    parser = argparse.ArgumentParser()
+    paired.add_ladder_arguments(parser, rates="10")
+    assert parser.parse_args([]).cpu_wakeup == "fast"
+    args = parser.parse_args(["--cpu-wakeup", "normal"])
+    request, line = paired.machine_wakeup(args.cpu_wakeup)
+    assert not request.holding and "as the OS sets it" in line
+    args.bundle, args.threads, args.workers, args.max_batch, args.max_wait_us = tmp_path, 1, 1, 8, 100
+    for peer in ("service", "service+cache"):
+        argv = compare.server_argv(peer, args, tmp_path)
+        flag = argv.index("--cpu-wakeup")
+        assert argv[flag + 1] == "normal"

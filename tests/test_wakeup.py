@@ -1,0 +1,80 @@
+"""Idle cores held ready while serving (service/wakeup.py): what is written, when it is let go, and
+what a server without the privilege does."""
+from __future__ import annotations
+
+import os
+import struct
+
+import grpc
+import pytest
+from conftest import ServerProcess
+
+from brandsafe.service import wakeup
+from brandsafe.v1 import brandsafe_pb2 as pb
+from brandsafe.v1 import brandsafe_pb2_grpc
+
+
+def _device_writable() -> bool:
+    return wakeup.DEVICE.exists() and os.access(wakeup.DEVICE, os.W_OK)
+
+
+def test_hold_writes_the_limit_as_a_32_bit_integer_and_keeps_the_file_open(tmp_path):
+    device = tmp_path / "cpu_dma_latency"
+    device.write_bytes(b"")
+    request = wakeup.CpuWakeup(device)
+    outcome = request.hold(25)
+    assert outcome.held and outcome.limit_us == 25 and request.holding
+    assert "held at 25 us" in outcome.describe()
+    assert struct.unpack("=i", device.read_bytes()) == (25,)
+    assert request.hold(25).held  # a second hold keeps the one request
+    assert device.stat().st_size == 4
+    request.release()
+    assert not request.holding
+    request.release()  # releasing twice is harmless
+
+
+def test_a_missing_device_is_reported_not_raised(tmp_path):
+    outcome = wakeup.CpuWakeup(tmp_path / "absent").hold()
+    assert not outcome.held
+    assert "does not exist" in outcome.reason and str(tmp_path / "absent") in outcome.reason
+    assert outcome.describe().startswith("CPU wake-up as the OS sets it")
+
+
+def test_a_negative_limit_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="limit_us"):
+        wakeup.CpuWakeup(tmp_path / "x").hold(-1)
+
+
+@pytest.mark.skipif(not _device_writable(), reason="needs root and /dev/cpu_dma_latency")
+def test_the_kernel_sees_the_request_until_it_is_released():
+    before = wakeup.current_limit_us()
+    assert before is not None
+    with wakeup.CpuWakeup() as request:
+        assert request.hold(0).held
+        assert wakeup.current_limit_us() == 0
+    assert wakeup.current_limit_us() == before
+
+
+@pytest.fixture
+def fast_wakeup_server(minilm_bundle):
+    before = wakeup.current_limit_us()
+    server = ServerProcess(minilm_bundle, "--cpu-wakeup", "fast")
+    yield server, before
+    server.stop()
+
+
+def test_serve_holds_idle_cores_ready_while_it_runs(fast_wakeup_server):
+    server, before = fast_wakeup_server
+    with grpc.insecure_channel(server.target) as channel:
+        answer = brandsafe_pb2_grpc.BrandSafetyStub(channel).Classify(
+            pb.ClassifyRequest(id="w", imp_id="1", site=pb.Site(page="https://wakeup.example/page")), timeout=10)
+    assert answer.bundle_id
+    log = server.output()
+    assert "cpu wake-up: " in log
+    if "held at 0 us" not in log:
+        assert "needs root" in log or "does not exist" in log
+        assert wakeup.current_limit_us() == before
+        return
+    assert wakeup.current_limit_us() == 0
+    server.stop()
+    assert wakeup.current_limit_us() == before  # the kernel drops the request with the process

@@ -13,6 +13,12 @@ so a slow minute on the shared machine falls on every peer alike. Servers are dr
 generator (or openloop.py's); the ceiling replays the same schedule in-process (see ceiling.py).
 It prints every step as it runs, then each peer's median runs, the highest offered rate whose p99
 stayed within budget, and the ratios of this service to each peer.
+
+Then each peer's CPU per answered request at the rates all of them ran (server and generator
+together: on this machine the generator shares the cores, and only network peers need one). The
+optional `echo` peer is the floor under that: a bare grpc.aio server answering every Classify with
+the service's own response bytes for the first replayed page (peers/echo_server.py), so its cost is
+what any grpc.aio service pays per request before doing anything.
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from brandsafe.bundle import BundleInfo
 
 from . import ceiling, openloop, paired
@@ -36,7 +44,7 @@ from .peers.triton_server import INFER_METHOD, read_infer_requests
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRITON_PYTHON = REPO / ".venv" / "peers" / "triton" / "bin" / "python"
-PEERS = ("ceiling", "naive", "triton", "service", "service+cache")
+PEERS = ("ceiling", "naive", "triton", "service", "service+cache", "echo")
 DEFAULT_PEERS = ("ceiling", "naive", "triton", "service")
 
 
@@ -100,20 +108,41 @@ def server_argv(peer: str, args, work: Path) -> list[str]:
         # peer (the others score every request), so it is reported but not in the ratios.
         return [sys.executable, "-m", "brandsafe", "-q", "serve", *common, *batching, "--port", "0",
                 *paired.SERVED_WAKEUP]
+    if peer == "echo":
+        return [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file",
+                str(work / ECHO_RESPONSE), "--port", "0"]
     raise ValueError(peer)
+
+
+ECHO_RESPONSE = "echo-response.bin"
+
+
+def write_echo_response(servers: dict[str, "ServerProcess"], payload: bytes, work: Path) -> None:
+    """The echo peer's answer: the service's own response to `payload`, so both send the same bytes."""
+    import grpc
+
+    with grpc.insecure_channel(servers["service"].target) as channel:
+        (work / ECHO_RESPONSE).write_bytes(channel.unary_unary(openloop.CLASSIFY_METHOD)(payload, timeout=30))
 
 
 def load_ceiling(args):
     return ceiling.load_model(args.bundle, args.threads, args.max_batch)
 
 
-def start_servers(peers: list[str], args, work: Path, skipped: dict[str, str]) -> dict[str, ServerProcess]:
+def start_servers(peers: list[str], args, work: Path, skipped: dict[str, str],
+                  echo_payload: bytes = b"") -> dict[str, ServerProcess]:
     """Every server peer up at once (they take turns under load; an idle one costs ~nothing, and
-    idle_cpu_pct shows it). One that cannot start is reported in `skipped`, not fatal."""
+    idle_cpu_pct shows it). One that cannot start is reported in `skipped`, not fatal. The echo
+    starts last: it answers with the service's response to `echo_payload`."""
     servers = {}
-    for peer in peers:
+    for peer in sorted(peers, key=lambda p: p == "echo"):
         if peer == "ceiling":
             continue
+        if peer == "echo":
+            if "service" not in servers:
+                skipped[peer] = "needs the service peer up, for the response bytes it returns"
+                continue
+            write_echo_response(servers, echo_payload, work)
         if peer == "triton" and not args.triton_python.exists():
             skipped[peer] = f"no interpreter at {args.triton_python} (install: see loadtest/peers/triton_server.py)"
             continue
@@ -144,7 +173,8 @@ async def measure_all(peers: list[str], servers: dict[str, ServerProcess], model
                 continue
             if peer not in servers:
                 continue
-            peer_payloads, method, check = payloads, openloop.CLASSIFY_METHOD, True
+            # The echo's fixed answer is a verdict, never a fallback, so there is nothing to check.
+            peer_payloads, method, check = payloads, openloop.CLASSIFY_METHOD, peer != "echo"
             if peer == "triton":  # pre-rendered texts in, probabilities out: no verdict, no fallback
                 peer_payloads, method, check = read_infer_requests(work / "triton-requests.bin"), INFER_METHOD, False
             requests_file = (write_requests(peer_payloads, work / f"{peer}-requests.bin")
@@ -168,12 +198,48 @@ def summary(ladders: dict[str, openloop.Ladder], budget_ms: float, repeats: int)
         lines.append(f"{peer:<14}{ladder.max_rate_within_budget:>24.1f}"
                      f"{(f'{there[0]:.2f}' if there else '-'):>14}")
     service = ladders.get("service")
+    lines.extend(cpu_summary(ladders))
     if service is not None:
         for peer in ("ceiling", "triton", "naive"):
             if peer in ladders and ladders[peer].max_rate_within_budget > 0:
                 ratio = service.max_rate_within_budget / ladders[peer].max_rate_within_budget
                 lines.append(f"service / {peer}: {ratio:.2f}x")
     return "\n".join(lines)
+
+
+def cpu_ms_per_request(ladder: openloop.Ladder) -> dict[float, float]:
+    """Server + generator CPU (ms) per answered request at each offered rate, median over its runs."""
+    per_rate: dict[float, list[float]] = {}
+    for step in ladder.repeats or ladder.steps:
+        if step.server_cpu_pct is not None and step.achieved_rps > 0:
+            cores = (step.server_cpu_pct + step.generator_cpu_pct) / 100
+            per_rate.setdefault(step.offered_rps, []).append(1000 * cores / step.achieved_rps)
+    return {rate: float(np.median(costs)) for rate, costs in sorted(per_rate.items())}
+
+
+def cpu_summary(ladders: dict[str, openloop.Ladder]) -> list[str]:
+    """CPU per request at the rates every peer ran (a peer's cost per request falls as its rate
+    rises, so only equal rates compare), and, against the ceiling, what that leaves: at equal
+    core utilisation a peer's max rate can be at most ceiling x (ceiling's CPU / its CPU)."""
+    costs = {peer: cpu_ms_per_request(ladder) for peer, ladder in ladders.items()}
+    shared = sorted(set.intersection(*(set(c) for c in costs.values()))) if costs else []
+    if not shared:
+        return []
+    lines = ["CPU per answered request, server + generator, ms (median run) at the rates all ran:",
+             f"{'peer':<14}" + "".join(f"{rate:>10g}/s" for rate in shared)]
+    for peer, cost in costs.items():
+        lines.append(f"{peer:<14}" + "".join(f"{cost[rate]:>12.2f}" for rate in shared))
+    if "ceiling" in costs:
+        for peer, cost in costs.items():
+            if peer == "ceiling":
+                continue
+            if peer == "echo":  # no model: what it costs is what a grpc.aio service adds at the least
+                floor = np.median([cost[rate] / costs["ceiling"][rate] for rate in shared])
+                lines.append(f"echo (bare grpc.aio + generator) per request: {floor:.2f}x the ceiling's CPU")
+                continue
+            share = np.median([costs["ceiling"][rate] / cost[rate] for rate in shared])
+            lines.append(f"ceiling CPU / {peer} CPU per request: {share:.2f}x (median over those rates)")
+    return lines
 
 
 def main(argv=None) -> None:
@@ -235,7 +301,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="brandsafe-compare-") as tmp:
         work = Path(tmp)
         (work / "texts.jsonl").write_text("".join(json.dumps(t) + "\n" for t in texts))
-        servers = start_servers(peers, args, work, skipped)
+        servers = start_servers(peers, args, work, skipped, payloads[0])
         try:
             idle = idle_cpu_pct(servers)
             print("idle CPU while waiting for their turn: "

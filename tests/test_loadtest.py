@@ -346,3 +346,58 @@ def test_a_benchmark_sets_the_machines_wake_up_once_for_every_peer(tmp_path):
         argv = compare.server_argv(peer, args, tmp_path)
         flag = argv.index("--cpu-wakeup")
         assert argv[flag + 1] == "normal"
+
+
+def test_wakeup_bench_times_every_ping_of_both_arms_from_its_send(tmp_path, monkeypatch):
+    """Each arm gets its pings, and each latency is at least the replier's own deliberate delay:
+    it is measured from the send, not from when the reply was read. The 'fast' arm holds its
+    request through a stand-in device file (the real one needs root)."""
+    import struct
+
+    from brandsafe.loadtest import wakeup_bench
+
+    device = tmp_path / "cpu_dma_latency"
+    device.write_bytes(b"")
+    replier = wakeup_bench.replier
+
+    def slow_replier(ping_fd, pong_fd):
+        real_read = os.read
+
+        def read_then_wait(fd, n):
+            data = real_read(fd, n)
+            time.sleep(0.002)  # the stamp is taken after this: every latency is >= 2 ms
+            return data
+
+        monkeypatch.setattr(os, "read", read_then_wait)
+        replier(ping_fd, pong_fd)
+
+    monkeypatch.setattr(wakeup_bench, "replier", slow_replier)
+    results = wakeup_bench.measure(pings=12, gap_s=0.0005, rounds=3, device=device)
+    assert set(results) == {"normal", "fast"}
+    assert all(len(lat) == 12 for lat in results.values())
+    assert all((lat >= 2000).all() and (lat < 1_000_000).all() for lat in results.values())
+    assert struct.unpack("=i", device.read_bytes()) == (0,)  # the fast arm wrote a 0 us request
+
+
+def test_compare_counts_the_generators_cpu_with_each_network_peer_and_compares_only_shared_rates():
+    """A network peer's cost per request is its server's CPU plus the generator's (both share the
+    cores); the in-process ceiling has no generator. Only rates every peer ran enter the table."""
+    from brandsafe.loadtest.compare import cpu_ms_per_request, cpu_summary
+
+    def ladder(server_ms: dict[float, list[float]], generator_ms: float) -> openloop.Ladder:
+        runs = [openloop.StepResult(offered_rps=rate, sent=100, ok=100, achieved_rps=rate, latency_ms={"p99": 1.0},
+                                    server_cpu_pct=ms * rate / 10, generator_cpu_pct=generator_ms * rate / 10)
+                for rate, per_run in server_ms.items() for ms in per_run]
+        return openloop.Ladder(runs, 20.0, max(server_ms), runs)
+
+    ceiling_ = ladder({100: [3.0, 3.2, 3.1], 200: [2.8, 2.8, 2.8], 400: [2.5, 2.5, 2.5]}, 0.0)
+    service = ladder({100: [4.0, 4.4, 40.0], 200: [3.8, 3.8, 3.8]}, 0.2)  # one stalled run at 100/s
+    echo = ladder({100: [0.4, 0.4, 0.4], 200: [0.3, 0.3, 0.3], 400: [0.3, 0.3, 0.3]}, 0.2)
+    assert cpu_ms_per_request(service) == pytest.approx({100: 4.6, 200: 4.0})  # median run, generator added
+    lines = cpu_summary({"ceiling": ceiling_, "service": service, "echo": echo})
+    assert "400" not in lines[1] and "100/s" in lines[1] and "200/s" in lines[1]
+    expected = np.median([3.1 / 4.6, 2.8 / 4.0])
+    assert f"ceiling CPU / service CPU per request: {expected:.2f}x (median over those rates)" in lines
+    floor = np.median([0.6 / 3.1, 0.5 / 2.8])
+    assert f"echo (bare grpc.aio + generator) per request: {floor:.2f}x the ceiling's CPU" in lines
+    assert cpu_summary({"ceiling": ceiling_, "only_high": ladder({800: [1.0]}, 0.1)}) == []

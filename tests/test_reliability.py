@@ -216,7 +216,12 @@ def test_health_is_not_serving_until_the_bundle_is_loaded_and_warmed(minilm_bund
     async def main():
         starting = asyncio.ensure_future(start(config, Metrics(CollectorRegistry())))
         seen = []
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        # Probes start before the port is bound; after those refusals a channel waits out its
+        # reconnect backoff (1 s and growing by default), which can outlast the whole warm-up and
+        # hide NOT_SERVING. Reconnect within 50 ms, as a probe on a fresh connection would.
+        retry_fast = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+                      ("grpc.max_reconnect_backoff_ms", 50)]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=retry_fast) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while not starting.done():
                 try:

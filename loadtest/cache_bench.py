@@ -47,22 +47,12 @@ def _lookups(metrics_url: str) -> dict[str, float]:
             for m in re.finditer(r'brandsafe_cache_lookups_total\{result="(\w+)"\} ([\d.e+]+)', text)}
 
 
-def cpu_us_per_request(ladder: openloop.Ladder) -> dict[float, float]:
-    """The server's CPU time per answered request (us) at each offered rate: the median over that
-    rate's runs. Unlike a p99, it hardly depends on how the scheduler treated the run."""
-    per_rate: dict[float, list[float]] = {}
-    for step in ladder.repeats or ladder.steps:
-        if step.server_cpu_pct is not None and step.achieved_rps > 0:
-            per_rate.setdefault(step.offered_rps, []).append(step.server_cpu_pct / 100 / step.achieved_rps * 1e6)
-    return {rate: float(np.median(costs)) for rate, costs in sorted(per_rate.items())}
-
-
 def cpu_comparison(service: openloop.Ladder, echo: openloop.Ladder) -> tuple[list[tuple[float, float, float]], float]:
     """(rate, service us, echo us) at every rate both servers ran, and the median of echo/service
     over them. Only equal rates compare: a server's CPU per request falls as the rate rises (one
     wake-up of its threads serves several requests), and the echo server climbs to rates the
     service never runs, so a fit over each one's own ladder makes the echo look cheaper than it is."""
-    cs, ce = cpu_us_per_request(service), cpu_us_per_request(echo)
+    cs, ce = paired.cpu_per_request(service, 1e-6), paired.cpu_per_request(echo, 1e-6)
     rows = [(rate, cs[rate], ce[rate]) for rate in cs if rate in ce]
     return rows, float(np.median([e / s for _, s, e in rows])) if rows else math.nan
 

@@ -130,7 +130,7 @@ def load_ceiling(args):
 
 
 def start_servers(peers: list[str], args, work: Path, skipped: dict[str, str],
-                  echo_payload: bytes = b"") -> dict[str, ServerProcess]:
+                  echo_payload: bytes) -> dict[str, ServerProcess]:
     """Every server peer up at once (they take turns under load; an idle one costs ~nothing, and
     idle_cpu_pct shows it). One that cannot start is reported in `skipped`, not fatal. The echo
     starts last: it answers with the service's response to `echo_payload`."""
@@ -207,21 +207,11 @@ def summary(ladders: dict[str, openloop.Ladder], budget_ms: float, repeats: int)
     return "\n".join(lines)
 
 
-def cpu_ms_per_request(ladder: openloop.Ladder) -> dict[float, float]:
-    """Server + generator CPU (ms) per answered request at each offered rate, median over its runs."""
-    per_rate: dict[float, list[float]] = {}
-    for step in ladder.repeats or ladder.steps:
-        if step.server_cpu_pct is not None and step.achieved_rps > 0:
-            cores = (step.server_cpu_pct + step.generator_cpu_pct) / 100
-            per_rate.setdefault(step.offered_rps, []).append(1000 * cores / step.achieved_rps)
-    return {rate: float(np.median(costs)) for rate, costs in sorted(per_rate.items())}
-
-
 def cpu_summary(ladders: dict[str, openloop.Ladder]) -> list[str]:
     """CPU per request at the rates every peer ran (a peer's cost per request falls as its rate
     rises, so only equal rates compare), and, against the ceiling, what that leaves: at equal
     core utilisation a peer's max rate can be at most ceiling x (ceiling's CPU / its CPU)."""
-    costs = {peer: cpu_ms_per_request(ladder) for peer, ladder in ladders.items()}
+    costs = {peer: paired.cpu_per_request(ladder, 1e-3, with_generator=True) for peer, ladder in ladders.items()}
     shared = sorted(set.intersection(*(set(c) for c in costs.values()))) if costs else []
     if not shared:
         return []

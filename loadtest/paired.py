@@ -104,6 +104,18 @@ def machine_wakeup(choice: str) -> tuple[wakeup.CpuWakeup, str]:
     return request, f"cpu wake-up: {request.hold().describe()}"
 
 
+def cpu_per_request(ladder: openloop.Ladder, unit_s: float, with_generator: bool = False) -> dict[float, float]:
+    """CPU time per answered request at each offered rate, in units of `unit_s` seconds: the
+    median over that rate's runs. The server's alone, or with the generator's added (it shares the
+    cores with the server). Unlike a p99, it hardly depends on how the scheduler treated the run."""
+    per_rate: dict[float, list[float]] = {}
+    for step in ladder.repeats or ladder.steps:
+        if step.server_cpu_pct is not None and step.achieved_rps > 0:
+            pct = step.server_cpu_pct + (step.generator_cpu_pct if with_generator else 0.0)
+            per_rate.setdefault(step.offered_rps, []).append(pct / 100 / step.achieved_rps / unit_s)
+    return {rate: float(np.median(costs)) for rate, costs in sorted(per_rate.items())}
+
+
 def step_seed(seed: int, rate: float, repeat: int) -> int:
     """The same schedule for every peer at a given (rate, repeat); a different one per repeat."""
     return seed + int(rate * 1000) + 7919 * repeat

@@ -17,6 +17,7 @@ import argparse
 import os
 import struct
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def main(argv=None) -> None:
 
 def _cpuidle_driver() -> str:
     try:
-        return open("/sys/devices/system/cpu/cpuidle/current_driver").read().strip()
+        return Path("/sys/devices/system/cpu/cpuidle/current_driver").read_text().strip()
     except OSError:
         return "unknown"
 

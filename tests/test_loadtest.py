@@ -382,7 +382,7 @@ def test_wakeup_bench_times_every_ping_of_both_arms_from_its_send(tmp_path, monk
 def test_compare_counts_the_generators_cpu_with_each_network_peer_and_compares_only_shared_rates():
     """A network peer's cost per request is its server's CPU plus the generator's (both share the
     cores); the in-process ceiling has no generator. Only rates every peer ran enter the table."""
-    from brandsafe.loadtest.compare import cpu_ms_per_request, cpu_summary
+    from brandsafe.loadtest.compare import cpu_summary
 
     def ladder(server_ms: dict[float, list[float]], generator_ms: float) -> openloop.Ladder:
         runs = [openloop.StepResult(offered_rps=rate, sent=100, ok=100, achieved_rps=rate, latency_ms={"p99": 1.0},
@@ -393,7 +393,8 @@ def test_compare_counts_the_generators_cpu_with_each_network_peer_and_compares_o
     ceiling_ = ladder({100: [3.0, 3.2, 3.1], 200: [2.8, 2.8, 2.8], 400: [2.5, 2.5, 2.5]}, 0.0)
     service = ladder({100: [4.0, 4.4, 40.0], 200: [3.8, 3.8, 3.8]}, 0.2)  # one stalled run at 100/s
     echo = ladder({100: [0.4, 0.4, 0.4], 200: [0.3, 0.3, 0.3], 400: [0.3, 0.3, 0.3]}, 0.2)
-    assert cpu_ms_per_request(service) == pytest.approx({100: 4.6, 200: 4.0})  # median run, generator added
+    assert paired.cpu_per_request(service, 1e-3, with_generator=True) == pytest.approx({100: 4.6, 200: 4.0})
+    assert paired.cpu_per_request(service, 1e-3) == pytest.approx({100: 4.4, 200: 3.8})  # the server alone
     lines = cpu_summary({"ceiling": ceiling_, "service": service, "echo": echo})
     assert "400" not in lines[1] and "100/s" in lines[1] and "200/s" in lines[1]
     expected = np.median([3.1 / 4.6, 2.8 / 4.0])

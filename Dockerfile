@@ -2,6 +2,11 @@
 #   docker build -t brandsafe .
 #   docker run -p 50051:50051 -v $PWD/bundles/minilm-cpu:/bundle:ro brandsafe
 FROM python:3.11-slim AS build
+# A C compiler for the cache-hit path's extension (service/_hitpath.c); the runtime stage needs none.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python -m venv /opt/brandsafe \
  && /opt/brandsafe/bin/pip install --no-cache-dir --upgrade pip==26.3 setuptools==80.9.0 wheel==0.45.1

@@ -1,7 +1,9 @@
-"""Build hook: the gRPC stubs are generated from proto/ at build/install time, never committed."""
+"""Build hooks: the gRPC stubs are generated from proto/ at build/install time, never committed;
+the cache-hit path's C extension is compiled where a C compiler is (optional: without one the
+service runs its Python reference, service/answers.py's PyHitPath)."""
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent.resolve()
@@ -29,4 +31,6 @@ class BuildPyWithStubs(build_py):
 # Metadata generation (and editable installs) look for the package folder before build_py
 # runs, so generate once up front too; protoc is fast and the output is deterministic.
 generate_stubs()
-setup(cmdclass={"build_py": BuildPyWithStubs})
+setup(cmdclass={"build_py": BuildPyWithStubs},
+      ext_modules=[Extension("brandsafe.service._hitpath", ["service/_hitpath.c"], optional=True,
+                             extra_compile_args=["-O2"])])

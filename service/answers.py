@@ -19,16 +19,27 @@ An entry is trusted only while the verdict cache's local tier still returns the 
 object it was built from, so an expired, evicted or recomputed verdict goes down the full path.
 Entries belong to one Serving (one bundle, one set of profiles, one index) and die with it.
 Entries hold bytes only: nothing the cyclic garbage collector tracks (loadtest/TUNING.md §12).
+
+The lookup itself (`hit_path`) is one call into C (`_hitpath.c`) where the extension was built,
+since even a short Python function is paid cold on every hit (TUNING.md §20); `PyHitPath` is the
+same contract in Python, the reference the tests hold the C one to, and the fallback.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from brandsafe.v1 import brandsafe_pb2 as pb
 
-from .cache import BoundedLRU
+from .cache import BoundedLRU, LocalTier
+from .requests import RequestError, check_impression_ids
+
+try:
+    from ._hitpath import HitPath
+except ImportError:  # built without a C compiler: the Python reference serves
+    HitPath = None
+HIT_PATH_LANGUAGE = "C" if HitPath is not None else "Python (service/_hitpath.c was not compiled)"
 
 # Bounded in entries and, by remembering only page objects of ordinary size, in memory
 # (each entry: ≤ 2 KB of key bytes and a serialized body of a few hundred bytes).
@@ -51,7 +62,7 @@ class SplitRequest(NamedTuple):
     key: bytes | None
 
 
-def split_request(raw: bytes) -> SplitRequest | None:
+def split_request(raw: bytes, max_key_bytes: int = MAX_PAGE_BYTES) -> SplitRequest | None:
     """The request's bytes taken apart, or None when they are not a plain, complete encoding of
     top-level fields (the full path then parses them and reports what is wrong). Never raises."""
     id_fields, request_id, imp_id, key = b"", b"", b"", []
@@ -90,7 +101,7 @@ def split_request(raw: bytes) -> SplitRequest | None:
     if pos != end:
         return None
     joined = b"".join(key)
-    return SplitRequest(id_fields, request_id, imp_id, joined if len(joined) <= MAX_PAGE_BYTES else None)
+    return SplitRequest(id_fields, request_id, imp_id, joined if len(joined) <= max_key_bytes else None)
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:
@@ -106,16 +117,47 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
 
 
 class RememberedAnswers(BoundedLRU):
-    """Entries: (cache key, the scores it held, the serialized body built from them, without the
-    request's ids or the score source)."""
+    """Entries: (cache key, the scores it held, the answer's tail: the body built from them,
+    serialized without the request's ids, then the score source)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES):
         super().__init__(max_entries)
 
     def remember(self, key: bytes, cache_key: str, scores: np.ndarray, body: bytes) -> None:
-        self.put(key, (cache_key, scores, body))
+        self.put(key, (cache_key, scores, body + LOCAL_SOURCE))
 
 
-def answer_bytes(split: SplitRequest, body: bytes) -> bytes:
-    """The serialized answer to the request `split` came from: its ids, the body, source local."""
-    return split.id_fields + body + LOCAL_SOURCE
+class PyHitPath:
+    """The hit path: called with a request's bytes and the time now, it returns the serialized
+    answer the full path would give, if this page and profile were answered before, the ids are
+    ones the full path accepts, and the local tier (`local`: cache key -> (expires, scores)) still
+    holds the very scores that answer was built from, unexpired; both entries are then made the
+    most recent. Otherwise None, and the full path decides. Never raises on any bytes."""
+
+    def __init__(self, answers: dict, local: dict, max_key_bytes: int):
+        self.answers, self.local, self.max_key_bytes = answers, local, max_key_bytes
+
+    def __call__(self, raw: bytes, now: float) -> bytes | None:
+        split = split_request(raw, self.max_key_bytes)
+        if split is None or split.key is None:
+            return None
+        entry = self.answers.get(split.key)
+        if entry is None:
+            return None
+        try:
+            check_impression_ids(split.request_id.decode(), split.imp_id.decode())
+        except (RequestError, UnicodeDecodeError):
+            return None  # the full path reports it
+        cache_key, scores, tail = entry
+        held = self.local.get(cache_key)
+        if held is None or held[1] is not scores or held[0] < now:
+            return None
+        self.answers.move_to_end(split.key)
+        self.local.move_to_end(cache_key)
+        return split.id_fields + tail
+
+
+def hit_path(answers: RememberedAnswers, local: LocalTier) -> Callable[[bytes, float], bytes | None]:
+    """The hit path over these remembered answers and this local tier: in C where it was built."""
+    # Both are this package's BoundedLRUs; the hit path reads and reorders their mappings directly.
+    return (HitPath or PyHitPath)(answers._entries, local._entries, MAX_PAGE_BYTES)

@@ -213,11 +213,11 @@ class VerdictCache:
         """(scores, where they came from: "local", "redis", "model" or "coalesced")."""
         scores = self.local.get(key)
         if scores is not None:
-            self._count("local")
+            self.count("local")
             return scores, "local"
         pending = self._in_flight.get(key)
         if pending is not None:
-            self._count("coalesced")
+            self.count("coalesced")
             return await asyncio.shield(pending), "coalesced"
         future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
@@ -230,7 +230,7 @@ class VerdictCache:
                 if self.redis:
                     self.redis.put(key, scores)
             self.local.put(key, scores)
-            self._count(source)
+            self.count(source)
             future.set_result(scores)
             return scores, source
         except BaseException as exc:
@@ -241,15 +241,8 @@ class VerdictCache:
         finally:
             self._in_flight.pop(key, None)
 
-    def holds(self, key: str, scores: np.ndarray) -> bool:
-        """Whether the local tier still maps `key` to this very scores object (counted as a local
-        hit if so): what an answer remembered from those scores needs to stay valid."""
-        if self.local.get(key) is not scores:
-            return False
-        self._count("local")
-        return True
-
-    def _count(self, source: str) -> None:
+    def count(self, source: str) -> None:
+        """One lookup answered from `source` ("local", "redis", "model" or "coalesced")."""
         stats = self.stats
         if source == "local":
             stats.local_hits += 1

@@ -24,6 +24,7 @@ from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
 from . import heap, scheduling, wakeup
+from .answers import HIT_PATH_LANGUAGE
 from .batcher import MicroBatcher
 from .cache import LocalTier, RedisTier, VerdictCache
 from .metrics import Metrics, default_metrics
@@ -245,6 +246,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
         log.info("scheduling: %s", running.scheduling.describe())
     if config.fast_cpu_wakeup:
         log.info("cpu wake-up: %s", running.cpu_wakeup.hold().describe())
+    if service.cache is not None:
+        log.info("cache-hit path: %s", HIT_PATH_LANGUAGE)
     if config.watch_seconds > 0:
         running.background.append(loop.create_task(swapper.watch(config.watch_seconds)))
     if follower is not None:

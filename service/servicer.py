@@ -24,12 +24,12 @@ from brandsafe.rendering import render
 from brandsafe.taxonomy import CATTAX_CONTENT_3_1
 from brandsafe.v1 import brandsafe_pb2 as pb
 
-from .answers import RememberedAnswers, SplitRequest, answer_bytes, split_request
+from .answers import RememberedAnswers, SplitRequest, hit_path, split_request
 from .batcher import Expired, MicroBatcher, QueueFull
 from .cache import VerdictCache, cache_key
 from .model import LoadedBundle
 from .policy import DEFAULT_POLICY_ID, Policy
-from .requests import RequestError, check_impression_ids, parse
+from .requests import RequestError, parse
 from .scheduling import as_serving_work
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class _RetrievalTimeout(Exception):
 class BrandSafetyService:
     def __init__(self, report_floor: float = 0.05, cache: VerdictCache | None = None, metrics=None,
                  retrieval_top_k: int = 3, retrieval_budget_seconds: float = 0.010):
-        self.serving: Serving | None = None  # None until the bundle is loaded and warmed
+        self._serving: Serving | None = None
+        self._hit_path = None  # the current Serving's remembered answers, when it remembers any
         self.report_floor = report_floor
         self.cache = cache
         self.metrics = metrics
@@ -102,6 +103,18 @@ class BrandSafetyService:
         self._retrieval_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval",
                                                                      initializer=as_serving_work)
         self._observers: dict[tuple[str, grpc.StatusCode], tuple] = {}
+        self._hit_observers: dict[str, tuple] = {}
+
+    @property
+    def serving(self) -> Serving | None:
+        """What answers requests; None until the bundle is loaded and warmed."""
+        return self._serving
+
+    @serving.setter
+    def serving(self, serving: Serving | None) -> None:
+        self._hit_path = (hit_path(serving.answers, self.cache.local)
+                          if serving is not None and self._remembers(serving) else None)
+        self._serving = serving
 
     def close(self) -> None:
         self._retrieval_pool.shutdown(wait=False)
@@ -121,15 +134,16 @@ class BrandSafetyService:
         received = time.monotonic()
         # Most requests repeat a page answered moments ago: answer those before anything else
         # (no parsing, no deadline arithmetic, no inner coroutine), since every call and object on
-        # this path is paid again cold on each request (loadtest/TUNING.md §12).
-        split = split_request(raw)
-        response = self._remembered(split)
-        if response is not None:
-            self._observe("Classify", grpc.StatusCode.OK, received)
-            return response
+        # this path is paid again cold on each request (loadtest/TUNING.md §12, §20).
+        hits = self._hit_path
+        if hits is not None:
+            response = hits(raw, received)
+            if response is not None:
+                self._observe_hit("Classify", received)
+                return response
         code = grpc.StatusCode.OK
         try:
-            answer = await self._classify(_decode(raw), context.time_remaining(), received, split)
+            answer = await self._classify(_decode(raw), context.time_remaining(), received, split_request(raw))
             return answer.SerializeToString()
         except ClassifyError as exc:
             code = exc.code
@@ -147,19 +161,22 @@ class BrandSafetyService:
 
         async def answer(raw: bytes) -> None:
             received = time.monotonic()
+            hits = self._hit_path
+            response = hits(raw, received) if hits is not None else None
+            if response is not None:
+                self._observe_hit("ClassifyStream", received)
+                ready.put_nowait(response)
+                return
             code = grpc.StatusCode.OK
-            split = split_request(raw)
-            response = self._remembered(split)
-            if response is None:
-                request = _decode(raw)
-                try:
-                    response = (await self._classify(request, context.time_remaining(), received,
-                                                     split)).SerializeToString()
-                except ClassifyError as exc:
-                    code = exc.code
-                    response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
-                                                   error=pb.ErrorInfo(code=exc.code.name,
-                                                                      message=exc.message)).SerializeToString()
+            request = _decode(raw)
+            try:
+                response = (await self._classify(request, context.time_remaining(), received,
+                                                 split_request(raw))).SerializeToString()
+            except ClassifyError as exc:
+                code = exc.code
+                response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
+                                               error=pb.ErrorInfo(code=exc.code.name,
+                                                                  message=exc.message)).SerializeToString()
             self._observe("ClassifyStream", code, received)
             ready.put_nowait(response)
 
@@ -239,24 +256,6 @@ class BrandSafetyService:
         depend on the index too."""
         return self.cache is not None and not serving.reads_context()
 
-    def _remembered(self, split: SplitRequest | None) -> bytes | None:
-        """The serialized answer the full path would give, if this page and profile were answered
-        before and the verdict cache still holds the scores that answer was built from; else None."""
-        serving = self.serving
-        if serving is None or split is None or split.key is None or not self._remembers(serving):
-            return None
-        entry = serving.answers.get(split.key)
-        if entry is None:
-            return None
-        try:
-            check_impression_ids(split.request_id.decode(), split.imp_id.decode())
-        except (RequestError, UnicodeDecodeError):
-            return None  # the full path reports it
-        cache_key_, scores, body = entry
-        if not self.cache.holds(cache_key_, scores):
-            return None
-        return answer_bytes(split, body)
-
     async def _scores(self, serving: Serving, page, deadline: float | None,
                       retrieval: pb.Retrieval | None) -> tuple[np.ndarray, str, str | None]:
         """Scores for the page, from the cache or the model, where they came from and their cache
@@ -333,13 +332,33 @@ class BrandSafetyService:
             policy_id=policy.id,
         )
 
+    def _observe_hit(self, method: str, received: float) -> None:
+        """A request the hit path answered: a local hit of the verdict cache, and an OK request.
+        Its metrics are bound once per method: a (method, StatusCode) key would run the enum's
+        Python-level __hash__ on every hit."""
+        self.cache.stats.local_hits += 1
+        if self.metrics:
+            observers = self._hit_observers.get(method)
+            if observers is None:
+                observers = self._hit_observers[method] = (
+                    self.metrics.cache_lookups.labels(result="local"),
+                    *self._observers_for(method, grpc.StatusCode.OK))
+            lookups, requests, latency = observers
+            lookups.inc()
+            requests.inc()
+            latency.observe(time.monotonic() - received)
+
+    def _observers_for(self, method: str, code: grpc.StatusCode) -> tuple:
+        observers = self._observers.get((method, code))
+        if observers is None:  # labels() validates and locks on every call: bind each child once
+            observers = (self.metrics.requests.labels(method=method, code=code.name),
+                         self.metrics.latency.labels(method=method))
+            self._observers[(method, code)] = observers
+        return observers
+
     def _observe(self, method: str, code: grpc.StatusCode, received: float) -> None:
         if self.metrics:
-            observers = self._observers.get((method, code))
-            if observers is None:  # labels() validates and locks on every call: bind each child once
-                observers = (self.metrics.requests.labels(method=method, code=code.name),
-                             self.metrics.latency.labels(method=method))
-                self._observers[(method, code)] = observers
+            observers = self._observers_for(method, code)
             observers[0].inc()
             observers[1].observe(time.monotonic() - received)
 

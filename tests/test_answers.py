@@ -1,19 +1,23 @@
 """The one-lookup cache-hit path (service/answers.py): a repeated page is answered exactly as the
 full path answers it, and never past what the verdict cache still holds."""
 import asyncio
+import collections
 import gc
 import json
 import shutil
 
 import grpc
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from brandsafe.bundle import write_manifest
 from brandsafe.client import site_request
-from brandsafe.service.answers import MAX_PAGE_BYTES, RememberedAnswers, answer_bytes, split_request
+from brandsafe.service import requests
+from brandsafe.service.answers import (LOCAL_SOURCE, MAX_PAGE_BYTES, HitPath, PyHitPath, RememberedAnswers,
+                                       split_request)
 from brandsafe.service.metrics import Metrics
 from brandsafe.service.server import ServerConfig, start
 from brandsafe.v1 import brandsafe_pb2 as pb
@@ -157,16 +161,100 @@ def test_the_key_is_every_byte_but_the_impression_ids_and_tmax():
     assert split_request(b"\x0d\x00\x00\x00\x00") is None  # a fixed32 field
 
 
-def test_an_answer_from_bytes_parses_to_the_message_the_full_path_builds():
+# The C hit path where it was built, always its Python reference.
+HIT_PATHS = [PyHitPath] + ([HitPath] if HitPath is not None else [])
+
+
+def test_the_c_hit_path_is_built_where_a_compiler_is():
+    # setup.py builds it optionally, so a broken build would silently fall back to Python.
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert HitPath is not None, "service/_hitpath.c did not build; reinstall (./dev install) to see why"
+        from brandsafe.service import _hitpath
+        assert _hitpath.MAX_ID_CHARS == requests.MAX_ID_CHARS
+
+
+def _tables(raw: bytes, scores: np.ndarray, tail: bytes, expires: float):
+    """Remembered answers and a local tier that hold `raw`'s page (and one other entry each)."""
+    answers = collections.OrderedDict([(split_request(raw).key, ("ck", scores, tail)), (b"other", ("ck2", scores, b""))])
+    local = collections.OrderedDict([("ck", (expires, scores)), ("ck2", (expires, scores))])
+    return answers, local
+
+
+@pytest.mark.parametrize("hit_path_class", HIT_PATHS)
+def test_an_answer_from_bytes_parses_to_the_message_the_full_path_builds(hit_path_class):
     body = pb.ClassifyResponse(decision=pb.BLOCK, cattax=9, bundle_id="b", policy_id="default",
                                categories=[pb.CategoryScore(id="181", name="Casinos & Gambling", score=0.9)])
-    request = pb.ClassifyRequest(id="req-ü", imp_id="3", site=pb.Site(page="https://casino.example/"), tmax=50)
-    split = split_request(request.SerializeToString())
-    assert (split.request_id.decode(), split.imp_id.decode()) == ("req-ü", "3")
+    remembered = pb.ClassifyRequest(id="first", site=pb.Site(page="https://casino.example/"), tmax=50)
+    request = pb.ClassifyRequest(id="req-ü", imp_id="3", site=pb.Site(page="https://casino.example/"), tmax=80)
+    scores = np.zeros(3, dtype=np.float32)
+    answers, local = _tables(remembered.SerializeToString(), scores, body.SerializeToString() + LOCAL_SOURCE, 10.0)
+    hits = hit_path_class(answers, local, MAX_PAGE_BYTES)
     expected = pb.ClassifyResponse()
     expected.CopyFrom(body)
     expected.id, expected.imp_id, expected.score_source = "req-ü", "3", "local"
-    assert pb.ClassifyResponse.FromString(answer_bytes(split, body.SerializeToString())) == expected
+    assert pb.ClassifyResponse.FromString(hits(request.SerializeToString(), 9.0)) == expected
+    # Both entries are now the most recent ones.
+    assert list(answers)[-1] == split_request(request.SerializeToString()).key and list(local)[-1] == "ck"
+    # Not past what the local tier holds: expired, recomputed (other scores) or evicted.
+    assert hits(request.SerializeToString(), 10.5) is None
+    local["ck"] = (20.0, scores.copy())
+    assert hits(request.SerializeToString(), 9.0) is None
+    del local["ck"]
+    assert hits(request.SerializeToString(), 9.0) is None
+    # Nor with ids the full path rejects.
+    local["ck"] = (20.0, scores)
+    for bad in ("x" * (requests.MAX_ID_CHARS + 1), "a\x00b"):
+        assert hits(pb.ClassifyRequest(id=bad, site=request.site).SerializeToString(), 9.0) is None
+        assert hits(pb.ClassifyRequest(imp_id=bad, site=request.site).SerializeToString(), 9.0) is None
+    assert hits(b"\x0a\x02\xff\xfe" + request.site.SerializeToString(), 9.0) is None
+    assert hits(pb.ClassifyRequest(id="é" * requests.MAX_ID_CHARS, site=request.site).SerializeToString(), 9.0)
+
+
+_requests = st.builds(
+    lambda request_id, imp_id, page, policy_id, tmax, app: pb.ClassifyRequest(
+        id=request_id, imp_id=imp_id, policy_id=policy_id, tmax=tmax,
+        **({"app": pb.App(bundle=page)} if app else {"site": pb.Site(page=page)})),
+    st.text(max_size=140), st.text(max_size=20), st.text(max_size=60), st.text(max_size=20),
+    st.integers(min_value=0, max_value=2**32 - 1), st.booleans())
+
+
+@pytest.mark.skipif(HitPath is None, reason="the C hit path was not built (test_the_c_hit_path_is_built_...)")
+@given(_requests, st.binary(max_size=8), st.integers(min_value=0, max_value=200), st.binary(max_size=24),
+       st.sampled_from(["held", "expired", "recomputed"]))
+def test_the_c_hit_path_answers_exactly_as_the_python_reference(request, noise, at, tail, state):
+    """Valid requests, and the same bytes with a few bytes spliced in (truncated fields, stray
+    tags, over-long varints): same answer or None, and the same entries made most recent."""
+    raw = request.SerializeToString()
+    scores = np.zeros(2, dtype=np.float32)
+    variants = [raw, raw[:at] + noise + raw[at:], raw[:at], noise]
+    for variant in variants:
+        results = []
+        for hit_path_class in HIT_PATHS:
+            answers, local = _tables(raw, scores, tail, 1.0 if state == "expired" else 9.0)
+            if state == "recomputed":
+                local["ck"] = (9.0, scores.copy())
+            answer = hit_path_class(answers, local, MAX_PAGE_BYTES)(variant, 5.0)
+            results.append((answer, list(answers), list(local)))
+        assert results[0] == results[1]
+    # And the reference itself: a held page is answered exactly when its ids are acceptable.
+    answer = PyHitPath(*_tables(raw, scores, tail, 9.0), MAX_PAGE_BYTES)(raw, 5.0)
+    ids_ok = len(request.id) <= requests.MAX_ID_CHARS and "\x00" not in request.id + request.imp_id
+    assert (answer is not None) == ids_ok
+    assert answer is None or answer == split_request(raw).id_fields + tail
+
+
+@pytest.mark.skipif(HitPath is None, reason="the C hit path was not built")
+@given(st.binary(max_size=64), st.binary(max_size=64))
+def test_the_c_hit_path_never_raises_and_agrees_on_any_bytes(raw, remembered):
+    split = split_request(remembered)
+    key = split.key if split is not None and split.key is not None else b"k"
+    scores = np.zeros(1, dtype=np.float32)
+    results = []
+    for hit_path_class in HIT_PATHS:
+        answers = collections.OrderedDict([(key, ("ck", scores, b"tail"))])
+        local = collections.OrderedDict([("ck", (9.0, scores))])
+        results.append(hit_path_class(answers, local, 16)(raw, 1.0))
+    assert results[0] == results[1]
 
 
 @given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=60), st.text(max_size=20),

@@ -122,13 +122,13 @@ class BrandSafetyService:
     def add_to_server(self, server: grpc.aio.Server) -> None:
         """Like the generated add_BrandSafetyServicer_to_server, but bytes in and out: a remembered
         answer needs neither a parsed request nor a response message, and decoding requests here
-        makes undecodable bytes INVALID_ARGUMENT instead of an INTERNAL error."""
+        makes undecodable bytes INVALID_ARGUMENT instead of an INTERNAL error. A generic handler
+        only, not registered methods: see server.GenericHandlersOnly."""
         handlers = {
             "Classify": grpc.unary_unary_rpc_method_handler(self.Classify),
             "ClassifyStream": grpc.stream_stream_rpc_method_handler(self.ClassifyStream),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-        server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
     async def Classify(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         received = time.monotonic()

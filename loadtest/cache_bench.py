@@ -47,6 +47,45 @@ def _lookups(metrics_url: str) -> dict[str, float]:
             for m in re.finditer(r'brandsafe_cache_lookups_total\{result="(\w+)"\} ([\d.e+]+)', text)}
 
 
+def _gc_pauses(metrics_url: str) -> dict[str, tuple[float, float, dict[float, float]]]:
+    """The service's garbage-collector pauses so far, by generation: (count, seconds, cumulative
+    count per bucket bound)."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    pauses: dict[str, tuple[float, float, dict[float, float]]] = {}
+    for generation in ("0", "1", "2"):
+        label = f'generation="{generation}"'
+        count = sum_ = 0.0
+        buckets: dict[float, float] = {}
+        for m in re.finditer(r'brandsafe_gc_pause_seconds_(count|sum|bucket)\{([^}]*)\} ([\d.e+-]+)', text):
+            if label not in m.group(2):
+                continue
+            if m.group(1) == "count":
+                count = float(m.group(3))
+            elif m.group(1) == "sum":
+                sum_ = float(m.group(3))
+            else:
+                bound = re.search(r'le="([^"]+)"', m.group(2)).group(1)
+                buckets[math.inf if bound == "+Inf" else float(bound)] = float(m.group(3))
+        pauses[generation] = (count, sum_, buckets)
+    return pauses
+
+
+def gc_pause_line(before: dict, after: dict) -> str:
+    """The collections between two `_gc_pauses` readings, per generation: how many, their total,
+    and the bound of the bucket that holds the longest."""
+    parts = []
+    for generation, (count, total, buckets) in after.items():
+        count0, total0, buckets0 = before.get(generation, (0.0, 0.0, {}))
+        if count - count0 <= 0:
+            parts.append(f"generation {generation}: none")
+            continue
+        grew = [bound for bound in sorted(buckets) if buckets[bound] - buckets0.get(bound, 0.0) >= count - count0]
+        longest = f"<= {grew[0] * 1000:g} ms" if grew and not math.isinf(grew[0]) else "over the largest bucket"
+        parts.append(f"generation {generation}: {int(count - count0)} ({(total - total0) * 1000:.1f} ms in all, "
+                     f"longest {longest})")
+    return "; ".join(parts)
+
+
 def cpu_comparison(service: openloop.Ladder, echo: openloop.Ladder) -> tuple[list[tuple[float, float, float]], float]:
     """(rate, service us, echo us) at every rate both servers ran, and the median of echo/service
     over them. Only equal rates compare: a server's CPU per request falls as the rate rises (one
@@ -133,12 +172,14 @@ def main(argv=None) -> None:
         response_file.write_bytes(sample_response)
         echo = ServerProcess("echo", [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file",
                                       str(response_file), "--port", "0"], work)
+        gc_before = _gc_pauses(metrics_url)
         print(f"\ncache-hit path (warm service) and echo server ({len(sample_response)}-byte responses), "
               f"{args.repeats} interleaved runs per rate:", flush=True)
         ladders = openloop.run_async(measure_pair(
             {"service": (service.target, service.pid), "echo": (echo.target, echo.pid)}, payloads, requests_file,
             openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats))
         model_calls = _lookups(metrics_url).get("model", 0) - counts.get("model", 0)
+        gc_line = gc_pause_line(gc_before, _gc_pauses(metrics_url))
     finally:
         service.stop()
         if echo is not None:
@@ -148,7 +189,8 @@ def main(argv=None) -> None:
     paired.print_medians(ladders, args.budget_ms)
     text, ratio, cpu_rows = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats)
     print(f"\n{text}\n(model calls during the hit-path runs: {int(model_calls)}; generator: {generator}; "
-          f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+          f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})\n"
+          f"service's garbage-collector pauses during the hit-path runs: {gc_line}")
     if args.json_out:
         args.json_out.write_text(json.dumps({
             "machine": machine(), "generator": generator, "hit_ratio": hits / total, "ratio": ratio,

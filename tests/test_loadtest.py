@@ -328,6 +328,26 @@ def test_cache_bench_compares_cpu_per_request_only_at_rates_both_servers_ran():
     assert echo_over_service == pytest.approx(np.median([490 / 620, 410 / 510]))
 
 
+def test_cache_bench_reports_the_services_gc_pauses_between_two_scrapes():
+    """Read from a real metrics endpoint: only the collections after the first scrape count, and
+    the longest is bounded by the first bucket that holds them all."""
+    from prometheus_client import CollectorRegistry
+
+    from brandsafe.loadtest.cache_bench import _gc_pauses, gc_pause_line
+    from brandsafe.service.metrics import Metrics
+
+    metrics = Metrics(CollectorRegistry())
+    url = f"http://127.0.0.1:{metrics.serve(0)}/metrics"
+    metrics.gc_pauses.labels(generation="0").observe(0.0003)  # before: not counted
+    before = _gc_pauses(url)
+    for seconds in (0.0002, 0.0004, 0.0009):
+        metrics.gc_pauses.labels(generation="0").observe(seconds)
+    metrics.gc_pauses.labels(generation="2").observe(0.03)
+    line = gc_pause_line(before, _gc_pauses(url))
+    assert line == ("generation 0: 3 (1.5 ms in all, longest <= 1 ms); generation 1: none; "
+                    "generation 2: 1 (30.0 ms in all, longest <= 50 ms)")
+
+
 def test_a_benchmark_sets_the_machines_wake_up_once_for_every_peer(tmp_path):
     """The run holds idle cores ready (or not) for all peers alike, and the services it starts are
     told not to hold it themselves, so no peer gets a setting the others lack."""

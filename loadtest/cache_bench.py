@@ -10,7 +10,8 @@ against a bare grpc.aio echo server returning a response of the same size, in on
    ...), and its median-p99 step counts (openloop.paired_ladder), so both face the same minutes of
    a noisy shared machine. Prints each one's max rate with p99 within budget and the ratio, and
    each server's CPU time per request at the rates both ran, a cost that depends far less than a
-   p99 on what else the machine is running.
+   p99 on what else the machine is running, and the service's garbage-collector pauses meanwhile
+   (from its metrics), so a tail can be told apart from a collection.
 
 The load comes from the C++ open-loop generator in loadtest/native/ (built on first use with g++
 and Debian's libgrpc++-dev; --generator python forces openloop.py, and it is the fallback, with a

@@ -31,3 +31,25 @@ def test_the_naive_peer_answers_exactly_as_the_service_does(minilm_bundle, minil
     finally:
         naive.terminate()
         naive.wait(timeout=30)
+
+
+def test_the_loaded_echo_warms_the_bundle_then_answers_its_fixed_bytes(minilm_bundle, tmp_path):
+    """echo_control's second peer: the bare echo's handler in a process that loaded the bundle."""
+    import json
+
+    from brandsafe.loadtest.compare import ServerProcess
+    from brandsafe.loadtest.echo_control import sample_response
+
+    response_file = tmp_path / "response.bin"
+    response_file.write_bytes(sample_response())
+    loaded = ServerProcess("loaded", [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file",
+                                      str(response_file), "--port", "0", "--bundle", str(minilm_bundle)],
+                           tmp_path, ready_timeout_s=120)
+    try:
+        with grpc.insecure_channel(loaded.target) as channel:
+            answer = channel.unary_unary("/brandsafe.v1.BrandSafety/Classify")(b"anything", timeout=10)
+    finally:
+        loaded.stop()
+    bundle_id = json.loads((minilm_bundle / "bundle.json").read_text())["bundle_id"]
+    assert f"echo: loaded bundle {bundle_id} (unused)" in loaded.log.read_text()
+    assert answer == sample_response() and len(answer) > 150

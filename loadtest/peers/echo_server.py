@@ -5,6 +5,10 @@ event loop and gRPC's threads as `brandsafe serve` does (real-time where permitt
 so the comparison is between the two programs' code, not their priorities.
 
     python -m brandsafe.loadtest.peers.echo_server --response-file resp.bin --port 0
+
+With --bundle it first loads and warms that bundle as `brandsafe serve` does (word segmenter, ONNX
+Runtime sessions, tokenizer, frozen heap) and never uses it: the same bare handler inside a process
+the size of the service's, a control for what the process alone costs (echo_control.py).
 """
 from __future__ import annotations
 
@@ -34,6 +38,24 @@ async def serve(response: bytes, host: str, port: int, realtime: bool = True) ->
     await server.wait_for_termination()
 
 
+def load_like_the_service(bundle: Path) -> str:
+    """Load and warm `bundle` the way `brandsafe serve` does, and keep it; returns its id."""
+    from brandsafe.service import heap
+    from brandsafe.service.model import LoadedBundle
+    from brandsafe.service.server import batch_sizes
+    from brandsafe.urltext import load_segmenter
+
+    load_segmenter()
+    model = LoadedBundle(bundle, 1, "cpu")
+    model.warm_up(batch_sizes(32))
+    _kept.append(model)
+    heap.settle()
+    return model.bundle_id
+
+
+_kept: list = []  # the loaded bundle lives as long as the server
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--response-file", type=Path, required=True, help="serialized ClassifyResponse to return")
@@ -41,7 +63,11 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--scheduling", choices=("realtime", "normal"), default="realtime",
                         help="as `brandsafe serve --scheduling` (default: %(default)s)")
+    parser.add_argument("--bundle", type=Path, help="load and warm this bundle first, as the service does, "
+                                                     "and leave it unused (a control; see above)")
     args = parser.parse_args(argv)
+    if args.bundle is not None:
+        print(f"echo: loaded bundle {load_like_the_service(args.bundle)} (unused)", flush=True)
     uvloop.run(serve(args.response_file.read_bytes(), args.host, args.port, args.scheduling == "realtime"))
 
 

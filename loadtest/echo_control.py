@@ -1,0 +1,77 @@
+"""A control for cache_bench: the bare echo against the same echo inside a process that has loaded
+and warmed the bundle as the service does (echo_server --bundle), on cache_bench's ladder and rule.
+
+    python -m brandsafe.loadtest.echo_control --bundle bundles/minilm-cpu
+
+Both run the same handler, so whatever separates them is the process they run in, or the
+estimator's own noise: how far apart two runs of this can land says how much of a cache_bench
+ratio to believe (loadtest/TUNING.md §20).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from brandsafe.v1 import brandsafe_pb2 as pb
+
+from . import openloop, paired
+from .cache_bench import cpu_comparison, measure_pair
+from .compare import ServerProcess, machine
+from .native_generator import pick_generator, write_requests
+
+
+def sample_response() -> bytes:
+    """An answer of the size cache_bench's echo returns (~195 bytes)."""
+    return pb.ClassifyResponse(
+        id="a3f9c2d1-77aa-4bd2", imp_id="1", decision=pb.ALLOW, cattax=9, policy_id="default",
+        bundle_id="minilm-cpu-20261207-162627-b3d1c703", score_source="local",
+        categories=[pb.CategoryScore(id=str(100 + i), name=f"Category name {i}", score=0.5) for i in range(4)],
+    ).SerializeToString()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=Path("bundles/minilm-cpu"),
+                        help="bundle the loaded echo loads and warms (default: %(default)s)")
+    paired.add_ladder_arguments(parser, rates="250,500,750,1000,1500,2000,2500,3000", budget_ms=2.0,
+                                step_seconds=4.0)
+    args = parser.parse_args(argv)
+
+    generator = pick_generator("auto")
+    payloads = openloop.classify_payloads(None)
+    work = Path(tempfile.mkdtemp(prefix="brandsafe-echo-control-"))
+    requests_file = write_requests(payloads, work / "requests.bin") if generator == "native" else None
+    response_file = work / "response.bin"
+    response_file.write_bytes(sample_response())
+    wake, wake_line = paired.machine_wakeup(args.cpu_wakeup)
+    print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"budget p99 <= {args.budget_ms} ms; generator: {generator}; {wake_line}", flush=True)
+    echo = [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file", str(response_file),
+            "--port", "0"]
+    servers = []
+    try:
+        servers.append(ServerProcess("loaded", [*echo, "--bundle", str(args.bundle)], work))
+        servers.append(ServerProcess("echo", echo, work))
+        loaded, bare = servers
+        ladders = openloop.run_async(measure_pair(
+            {"loaded echo": (loaded.target, loaded.pid), "echo": (bare.target, bare.pid)}, payloads, requests_file,
+            openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats))
+    finally:
+        for server in servers:
+            server.stop()
+        wake.release()
+    paired.print_medians(ladders, args.budget_ms)
+    loaded_rate, bare_rate = (ladders[name].max_rate_within_budget for name in ("loaded echo", "echo"))
+    rows, cpu_ratio = cpu_comparison(ladders["loaded echo"], ladders["echo"])
+    print(f"\nmax rate with p99 <= {args.budget_ms:g} ms: loaded echo {loaded_rate:g}/s, echo {bare_rate:g}/s, "
+          f"ratio {loaded_rate / bare_rate if bare_rate else float('nan'):.2f}x")
+    print("server CPU per request at the rates both ran (median run): "
+          + ", ".join(f"{rate:g}/s loaded {us_l:.0f} us, echo {us_e:.0f} us" for rate, us_l, us_e in rows)
+          + f"; echo/loaded {cpu_ratio:.2f}x (median over those rates)")
+
+
+if __name__ == "__main__":
+    main()

@@ -97,17 +97,19 @@ def cpu_comparison(service: openloop.Ladder, echo: openloop.Ladder) -> tuple[lis
     return rows, float(np.median([e / s for _, s, e in rows])) if rows else math.nan
 
 
-def summary(service: openloop.Ladder, echo: openloop.Ladder, budget_ms: float,
-            repeats: int) -> tuple[str, float, list[tuple[float, float, float]]]:
-    """(printed lines, max-rate ratio, the CPU rows of cpu_comparison)."""
-    s, e = service.max_rate_within_budget, echo.max_rate_within_budget
+def summary(first: openloop.Ladder, second: openloop.Ladder, budget_ms: float, repeats: int,
+            names: tuple[str, str] = ("service", "echo"),
+            first_rate_name: str = "service cache hits") -> tuple[str, float, list[tuple[float, float, float]]]:
+    """(printed lines, max-rate ratio first/second, the CPU rows of cpu_comparison). `names` label
+    the two servers in the CPU line; the max-rate line calls the first one `first_rate_name`."""
+    s, e = first.max_rate_within_budget, second.max_rate_within_budget
     ratio = s / e if e else math.nan
-    rows, cpu_ratio = cpu_comparison(service, echo)
+    rows, cpu_ratio = cpu_comparison(first, second)
     lines = [f"max rate with p99 <= {budget_ms:g} ms (median-p99 step of {repeats} interleaved runs per rate): "
-             f"service cache hits {s:g}/s, echo {e:g}/s, ratio {ratio:.2f}x",
+             f"{first_rate_name} {s:g}/s, {names[1]} {e:g}/s, ratio {ratio:.2f}x",
              "server CPU per request at the rates both ran (median run): "
-             + ", ".join(f"{rate:g}/s service {us_s:.0f} us, echo {us_e:.0f} us" for rate, us_s, us_e in rows)
-             + f"; echo/service {cpu_ratio:.2f}x (median over those rates)"]
+             + ", ".join(f"{rate:g}/s {names[0]} {us_s:.0f} us, {names[1]} {us_e:.0f} us" for rate, us_s, us_e in rows)
+             + f"; {names[1]}/{names[0]} {cpu_ratio:.2f}x (median over those rates)"]
     return "\n".join(lines), ratio, rows
 
 

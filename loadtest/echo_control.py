@@ -15,19 +15,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from brandsafe.bundle import BundleInfo
 from brandsafe.v1 import brandsafe_pb2 as pb
 
 from . import openloop, paired
-from .cache_bench import cpu_comparison, measure_pair
+from .cache_bench import measure_pair, summary
 from .compare import ServerProcess, machine
 from .native_generator import pick_generator, write_requests
 
 
-def sample_response() -> bytes:
-    """An answer of the size cache_bench's echo returns (~195 bytes)."""
+def sample_response(bundle_id: str) -> bytes:
+    """An answer from `bundle_id` of the size cache_bench's echo returns (~195 bytes)."""
     return pb.ClassifyResponse(
         id="a3f9c2d1-77aa-4bd2", imp_id="1", decision=pb.ALLOW, cattax=9, policy_id="default",
-        bundle_id="minilm-cpu-20261207-162627-b3d1c703", score_source="local",
+        bundle_id=bundle_id, score_source="local",
         categories=[pb.CategoryScore(id=str(100 + i), name=f"Category name {i}", score=0.5) for i in range(4)],
     ).SerializeToString()
 
@@ -45,7 +46,7 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="brandsafe-echo-control-"))
     requests_file = write_requests(payloads, work / "requests.bin") if generator == "native" else None
     response_file = work / "response.bin"
-    response_file.write_bytes(sample_response())
+    response_file.write_bytes(sample_response(BundleInfo.load(args.bundle).bundle_id))
     wake, wake_line = paired.machine_wakeup(args.cpu_wakeup)
     print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"budget p99 <= {args.budget_ms} ms; generator: {generator}; {wake_line}", flush=True)
@@ -64,14 +65,9 @@ def main(argv=None) -> None:
             server.stop()
         wake.release()
     paired.print_medians(ladders, args.budget_ms)
-    loaded_rate, bare_rate = (ladders[name].max_rate_within_budget for name in ("loaded echo", "echo"))
-    rows, cpu_ratio = cpu_comparison(ladders["loaded echo"], ladders["echo"])
-    print(f"\nmax rate with p99 <= {args.budget_ms:g} ms: loaded echo {loaded_rate:g}/s, echo {bare_rate:g}/s, "
-          f"ratio {loaded_rate / bare_rate if bare_rate else float('nan'):.2f}x")
-    print("server CPU per request at the rates both ran (median run): "
-          + ", ".join(f"{rate:g}/s loaded {us_l:.0f} us, echo {us_e:.0f} us" for rate, us_l, us_e in rows)
-          + f"; echo/loaded {cpu_ratio:.2f}x (median over those rates)")
-
+    text, _, _ = summary(ladders["loaded echo"], ladders["echo"], args.budget_ms, args.repeats,
+                         names=("loaded", "echo"), first_rate_name="loaded echo")
+    print(f"\n{text}")
 
 if __name__ == "__main__":
     main()

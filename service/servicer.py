@@ -24,7 +24,7 @@ from brandsafe.rendering import render
 from brandsafe.taxonomy import CATTAX_CONTENT_3_1
 from brandsafe.v1 import brandsafe_pb2 as pb
 
-from .answers import RememberedAnswers, SplitRequest, hit_path, split_request
+from .answers import RememberedAnswers, hit_path, split_request
 from .batcher import Expired, MicroBatcher, QueueFull
 from .cache import VerdictCache, cache_key
 from .model import LoadedBundle
@@ -92,7 +92,7 @@ class BrandSafetyService:
     def __init__(self, report_floor: float = 0.05, cache: VerdictCache | None = None, metrics=None,
                  retrieval_top_k: int = 3, retrieval_budget_seconds: float = 0.010):
         self._serving: Serving | None = None
-        self._hit_path = None  # the current Serving's remembered answers, when it remembers any
+        self._hit_path = None  # answers.hit_path over the current Serving's answers, when it remembers any
         self.report_floor = report_floor
         self.cache = cache
         self.metrics = metrics
@@ -143,7 +143,7 @@ class BrandSafetyService:
                 return response
         code = grpc.StatusCode.OK
         try:
-            answer = await self._classify(_decode(raw), context.time_remaining(), received, split_request(raw))
+            answer = await self._classify(_decode(raw), context.time_remaining(), received, raw)
             return answer.SerializeToString()
         except ClassifyError as exc:
             code = exc.code
@@ -171,7 +171,7 @@ class BrandSafetyService:
             request = _decode(raw)
             try:
                 response = (await self._classify(request, context.time_remaining(), received,
-                                                 split_request(raw))).SerializeToString()
+                                                 raw)).SerializeToString()
             except ClassifyError as exc:
                 code = exc.code
                 response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
@@ -199,16 +199,17 @@ class BrandSafetyService:
                 task.cancel()
 
     async def _classify(self, request, time_remaining: float | None, received: float,
-                        split: SplitRequest | None = None) -> pb.ClassifyResponse:
-        """The full path. `split` (the request's bytes taken apart) is where its answer is
-        remembered; without it the answer is not remembered."""
+                        raw: bytes | None = None) -> pb.ClassifyResponse:
+        """The full path. `raw` (the request's bytes) is what its answer is remembered under, when
+        answers are remembered; without it the answer is not remembered."""
         serving = self.serving
         if serving is None:
             raise ClassifyError(grpc.StatusCode.UNAVAILABLE, "model bundle is still loading; retry shortly")
         if isinstance(request, _Undecodable):
             raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"request: not a valid brandsafe.v1.ClassifyRequest ({request.error})")
-        remembered_key = split.key if split is not None and self._remembers(serving) else None
+        split = split_request(raw) if raw is not None and self._remembers(serving) else None
+        remembered_key = split.key if split is not None else None
         try:
             parsed = parse(request, DEFAULT_POLICY_ID)
         except RequestError as exc:
@@ -336,17 +337,13 @@ class BrandSafetyService:
         """A request the hit path answered: a local hit of the verdict cache, and an OK request.
         Its metrics are bound once per method: a (method, StatusCode) key would run the enum's
         Python-level __hash__ on every hit."""
-        self.cache.stats.local_hits += 1
+        self.cache.count("local")
         if self.metrics:
             observers = self._hit_observers.get(method)
             if observers is None:
-                observers = self._hit_observers[method] = (
-                    self.metrics.cache_lookups.labels(result="local"),
-                    *self._observers_for(method, grpc.StatusCode.OK))
-            lookups, requests, latency = observers
-            lookups.inc()
-            requests.inc()
-            latency.observe(time.monotonic() - received)
+                observers = self._hit_observers[method] = self._observers_for(method, grpc.StatusCode.OK)
+            observers[0].inc()
+            observers[1].observe(time.monotonic() - received)
 
     def _observers_for(self, method: str, code: grpc.StatusCode) -> tuple:
         observers = self._observers.get((method, code))

@@ -40,8 +40,9 @@ def test_the_loaded_echo_warms_the_bundle_then_answers_its_fixed_bytes(minilm_bu
     from brandsafe.loadtest.compare import ServerProcess
     from brandsafe.loadtest.echo_control import sample_response
 
+    bundle_id = json.loads((minilm_bundle / "bundle.json").read_text())["bundle_id"]
     response_file = tmp_path / "response.bin"
-    response_file.write_bytes(sample_response())
+    response_file.write_bytes(sample_response(bundle_id))
     loaded = ServerProcess("loaded", [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file",
                                       str(response_file), "--port", "0", "--bundle", str(minilm_bundle)],
                            tmp_path, ready_timeout_s=120)
@@ -50,6 +51,5 @@ def test_the_loaded_echo_warms_the_bundle_then_answers_its_fixed_bytes(minilm_bu
             answer = channel.unary_unary("/brandsafe.v1.BrandSafety/Classify")(b"anything", timeout=10)
     finally:
         loaded.stop()
-    bundle_id = json.loads((minilm_bundle / "bundle.json").read_text())["bundle_id"]
     assert f"echo: loaded bundle {bundle_id} (unused)" in loaded.log.read_text()
-    assert answer == sample_response() and len(answer) > 150
+    assert answer == sample_response(bundle_id) and len(answer) > 150

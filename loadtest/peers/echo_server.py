@@ -38,22 +38,19 @@ async def serve(response: bytes, host: str, port: int, realtime: bool = True) ->
     await server.wait_for_termination()
 
 
-def load_like_the_service(bundle: Path) -> str:
-    """Load and warm `bundle` the way `brandsafe serve` does, and keep it; returns its id."""
+def load_like_the_service(bundle: Path):
+    """`bundle` loaded and warmed the way `brandsafe serve` does (its default batch sizes), the
+    heap then frozen; the caller keeps it alive as long as the server."""
     from brandsafe.service import heap
     from brandsafe.service.model import LoadedBundle
-    from brandsafe.service.server import batch_sizes
+    from brandsafe.service.server import ServerConfig, batch_sizes
     from brandsafe.urltext import load_segmenter
 
     load_segmenter()
     model = LoadedBundle(bundle, 1, "cpu")
-    model.warm_up(batch_sizes(32))
-    _kept.append(model)
+    model.warm_up(batch_sizes(ServerConfig(bundle=bundle).max_batch))
     heap.settle()
-    return model.bundle_id
-
-
-_kept: list = []  # the loaded bundle lives as long as the server
+    return model
 
 
 def main(argv=None) -> None:
@@ -66,8 +63,9 @@ def main(argv=None) -> None:
     parser.add_argument("--bundle", type=Path, help="load and warm this bundle first, as the service does, "
                                                      "and leave it unused (a control; see above)")
     args = parser.parse_args(argv)
-    if args.bundle is not None:
-        print(f"echo: loaded bundle {load_like_the_service(args.bundle)} (unused)", flush=True)
+    loaded = load_like_the_service(args.bundle) if args.bundle is not None else None
+    if loaded is not None:
+        print(f"echo: loaded bundle {loaded.bundle_id} (unused)", flush=True)
     uvloop.run(serve(args.response_file.read_bytes(), args.host, args.port, args.scheduling == "realtime"))
 
 

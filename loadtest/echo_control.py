@@ -40,6 +40,8 @@ def main(argv=None) -> None:
     paired.add_ladder_arguments(parser, rates="250,500,750,1000,1500,2000,2500,3000", budget_ms=2.0,
                                 step_seconds=4.0)
     args = parser.parse_args(argv)
+    if not (args.bundle / "bundle.json").is_file():
+        parser.error(f"--bundle: {args.bundle} holds no bundle.json (build one: brandsafe export, or ./dev up)")
 
     generator = pick_generator("auto")
     payloads = openloop.classify_payloads(None)

@@ -422,3 +422,11 @@ def test_compare_counts_the_generators_cpu_with_each_network_peer_and_compares_o
     floor = np.median([0.6 / 3.1, 0.5 / 2.8])
     assert f"echo (bare grpc.aio + generator) per request: {floor:.2f}x the ceiling's CPU" in lines
     assert cpu_summary({"ceiling": ceiling_, "only_high": ladder({800: [1.0]}, 0.1)}) == []
+
+
+def test_echo_control_refuses_a_folder_without_a_bundle_naming_the_flag(tmp_path, capsys):
+    from brandsafe.loadtest import echo_control
+
+    with pytest.raises(SystemExit) as exited:
+        echo_control.main(["--bundle", str(tmp_path)])
+    assert exited.value.code == 2 and f"--bundle: {tmp_path} holds no bundle.json" in capsys.readouterr().err

@@ -97,35 +97,70 @@ def cpu_comparison(service: openloop.Ladder, echo: openloop.Ladder) -> tuple[lis
     return rows, float(np.median([e / s for _, s, e in rows])) if rows else math.nan
 
 
+RULE_WORDS = {"median": "median-p99 step of {repeats} interleaved runs per rate",
+              "pooled": "p99 of all {repeats} interleaved runs' requests pooled per rate"}
+
+
 def summary(first: openloop.Ladder, second: openloop.Ladder, budget_ms: float, repeats: int,
             names: tuple[str, str] = ("service", "echo"),
-            first_rate_name: str = "service cache hits") -> tuple[str, float, list[tuple[float, float, float]]]:
-    """(printed lines, max-rate ratio first/second, the CPU rows of cpu_comparison). `names` label
-    the two servers in the CPU line; the max-rate line calls the first one `first_rate_name`."""
+            first_rate_name: str = "service cache hits",
+            rule: str = "median") -> tuple[str, float, list[tuple[float, float, float]]]:
+    """(printed lines, max-rate ratio first/second by `rule`, the CPU rows of cpu_comparison).
+    `names` label the two servers in the CPU line; the max-rate line calls the first one
+    `first_rate_name`. Where the runs carry late counts, the other rule's reading of the same runs
+    is printed too, so a change of rule never hides what the old one says."""
     s, e = first.max_rate_within_budget, second.max_rate_within_budget
     ratio = s / e if e else math.nan
     rows, cpu_ratio = cpu_comparison(first, second)
-    lines = [f"max rate with p99 <= {budget_ms:g} ms (median-p99 step of {repeats} interleaved runs per rate): "
-             f"{first_rate_name} {s:g}/s, {names[1]} {e:g}/s, ratio {ratio:.2f}x",
-             "server CPU per request at the rates both ran (median run): "
-             + ", ".join(f"{rate:g}/s {names[0]} {us_s:.0f} us, {names[1]} {us_e:.0f} us" for rate, us_s, us_e in rows)
-             + f"; {names[1]}/{names[0]} {cpu_ratio:.2f}x (median over those rates)"]
+    lines = [f"max rate with p99 <= {budget_ms:g} ms ({RULE_WORDS[rule].format(repeats=repeats)}): "
+             f"{first_rate_name} {s:g}/s, {names[1]} {e:g}/s, ratio {ratio:.2f}x"]
+    runs = (first.repeats or first.steps) + (second.repeats or second.steps)
+    if runs and all(run.late is not None and run.late_ms == budget_ms for run in runs):
+        for other in sorted(set(RULE_WORDS) - {rule}):
+            s2, e2 = (openloop.max_rate_by(ladder, openloop.RULES[other]) for ladder in (first, second))
+            lines.append(f"  the same runs by the {other} rule ({RULE_WORDS[other].format(repeats=repeats)}), "
+                         f"on the rates this ladder tried: {first_rate_name} {s2:g}/s, {names[1]} {e2:g}/s, "
+                         f"ratio {s2 / e2 if e2 else math.nan:.2f}x")
+    lines.append("server CPU per request at the rates both ran (median run): "
+                 + ", ".join(f"{rate:g}/s {names[0]} {us_s:.0f} us, {names[1]} {us_e:.0f} us" for rate, us_s, us_e in rows)
+                 + f"; {names[1]}/{names[0]} {cpu_ratio:.2f}x (median over those rates)")
     return "\n".join(lines), ratio, rows
+
+
+def late_shares(ladder: openloop.Ladder) -> dict[float, float]:
+    """Per offered rate, the share of all its runs' requests that were late (over the budget or
+    failed): what the pooled rule compares with 1 %."""
+    by_rate: dict[float, list[int]] = {}
+    for run in ladder.repeats or ladder.steps:
+        if run.late is not None:
+            counts = by_rate.setdefault(run.offered_rps, [0, 0])
+            counts[0] += run.late
+            counts[1] += run.sent
+    return {rate: late / sent for rate, (late, sent) in sorted(by_rate.items()) if sent}
 
 
 async def measure_pair(targets: dict[str, tuple[str, int]], payloads: list[bytes], requests_file: Path | None,
                        rates: list[float], step_seconds: float, budget_ms: float,
-                       repeats: int) -> dict[str, openloop.Ladder]:
+                       repeats: int, rule: str = "median") -> dict[str, openloop.Ladder]:
     opened: list = []
     try:
+        # Every step counts its late requests, whatever the rule, so both rules can read the runs.
         runners = {peer: await paired.server_runner(target, pid, payloads, requests_file, 1.0, opened,
                                                     # the echo returns a verdict's bytes; only the service falls back
-                                                    check_fallback=peer == "service")
+                                                    check_fallback=peer == "service", late_ms=budget_ms)
                    for peer, (target, pid) in targets.items()}
         return await paired.measure(runners, rates, step_seconds, budget_ms, repeats,
-                                    on_step=paired.print_step(budget_ms))
+                                    on_step=paired.print_step(budget_ms), rule=openloop.RULES[rule])
     finally:
         await paired.close_all(opened)
+
+
+def print_late_shares(ladders: dict[str, openloop.Ladder]) -> None:
+    shares = {peer: late_shares(ladder) for peer, ladder in ladders.items()}
+    if any(shares.values()):
+        print("\nshare of each rate's requests over the budget, all runs pooled: " + "; ".join(
+            f"{peer} " + ", ".join(f"{rate:g}/s {share:.2%}" for rate, share in by_rate.items())
+            for peer, by_rate in shares.items()))
 
 
 def main(argv=None) -> None:
@@ -135,6 +170,7 @@ def main(argv=None) -> None:
     parser.add_argument("--replay", type=Path, default=None, help="replay file (built from the data if missing)")
     paired.add_ladder_arguments(parser, rates="250,500,750,1000,1500,2000,2500,3000", budget_ms=2.0,
                                 step_seconds=4.0)
+    paired.add_rule_argument(parser)
     parser.add_argument("--threads", type=int, default=0,
                         help="the service's ORT threads per worker, 0 = its automatic default (default: %(default)s)")
     parser.add_argument("--generator", choices=("auto", "native", "python"), default="auto",
@@ -180,7 +216,7 @@ def main(argv=None) -> None:
               f"{args.repeats} interleaved runs per rate:", flush=True)
         ladders = openloop.run_async(measure_pair(
             {"service": (service.target, service.pid), "echo": (echo.target, echo.pid)}, payloads, requests_file,
-            openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats))
+            openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats, args.rule))
         model_calls = _lookups(metrics_url).get("model", 0) - counts.get("model", 0)
         gc_line = gc_pause_line(gc_before, _gc_pauses(metrics_url))
     finally:
@@ -190,14 +226,15 @@ def main(argv=None) -> None:
         wake.release()
 
     paired.print_medians(ladders, args.budget_ms)
-    text, ratio, cpu_rows = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats)
+    print_late_shares(ladders)
+    text, ratio, cpu_rows = summary(ladders["service"], ladders["echo"], args.budget_ms, args.repeats, rule=args.rule)
     print(f"\n{text}\n(model calls during the hit-path runs: {int(model_calls)}; generator: {generator}; "
           f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})\n"
           f"service's garbage-collector pauses during the hit-path runs: {gc_line}")
     if args.json_out:
         args.json_out.write_text(json.dumps({
             "machine": machine(), "generator": generator, "hit_ratio": hits / total, "ratio": ratio,
-            "model_calls_during_hit_runs": model_calls, "repeats": args.repeats,
+            "rule": args.rule, "model_calls_during_hit_runs": model_calls, "repeats": args.repeats,
             "cpu_us_per_request": [dict(zip(("rate", "service", "echo"), row)) for row in cpu_rows],
             **{peer: ladder.to_json() for peer, ladder in ladders.items()}}, indent=1))
 

@@ -19,7 +19,7 @@ from brandsafe.bundle import BundleInfo
 from brandsafe.v1 import brandsafe_pb2 as pb
 
 from . import openloop, paired
-from .cache_bench import measure_pair, summary
+from .cache_bench import measure_pair, print_late_shares, summary
 from .compare import ServerProcess, machine
 from .native_generator import pick_generator, write_requests
 
@@ -39,6 +39,7 @@ def main(argv=None) -> None:
                         help="bundle the loaded echo loads and warms (default: %(default)s)")
     paired.add_ladder_arguments(parser, rates="250,500,750,1000,1500,2000,2500,3000", budget_ms=2.0,
                                 step_seconds=4.0)
+    paired.add_rule_argument(parser)
     args = parser.parse_args(argv)
     if not (args.bundle / "bundle.json").is_file():
         parser.error(f"--bundle: {args.bundle} holds no bundle.json (build one: brandsafe export, or ./dev up)")
@@ -61,14 +62,15 @@ def main(argv=None) -> None:
         loaded, bare = servers
         ladders = openloop.run_async(measure_pair(
             {"loaded echo": (loaded.target, loaded.pid), "echo": (bare.target, bare.pid)}, payloads, requests_file,
-            openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats))
+            openloop.parse_rates(args.rates), args.step_seconds, args.budget_ms, args.repeats, args.rule))
     finally:
         for server in servers:
             server.stop()
         wake.release()
     paired.print_medians(ladders, args.budget_ms)
+    print_late_shares(ladders)
     text, _, _ = summary(ladders["loaded echo"], ladders["echo"], args.budget_ms, args.repeats,
-                         names=("loaded", "echo"), first_rate_name="loaded echo")
+                         names=("loaded", "echo"), first_rate_name="loaded echo", rule=args.rule)
     print(f"\n{text}")
 
 if __name__ == "__main__":

@@ -79,9 +79,11 @@ class NativeGenerator:
 
     def __init__(self, target: str, requests_file: Path, method: str = openloop.CLASSIFY_METHOD,
                  check_fallback: bool = True,
-                 binary: Path | None = None):
+                 binary: Path | None = None, late_ms: float | None = None):
         argv = [str(binary or build_native()), "--target", target, "--requests", str(requests_file),
                 "--method", method, "--serve"]
+        if late_ms is not None:  # each step also counts its requests over late_ms (StepResult.late)
+            argv += ["--late-ms", repr(float(late_ms))]
         if check_fallback:  # a fallback answer is not a verdict: counted as FALLBACK, like classify_check
             argv += ["--fallback-field", str(fallback_field_number())]
         self.proc, self.realtime = _start_realtime(argv)
@@ -136,7 +138,8 @@ def step_result(raw: dict, server_cpu_s: float | None = None) -> openloop.StepRe
         latency_ms={k: math.inf if v is None else v for k, v in raw["latency_ms"].items()},
         errors=dict(raw["errors"]), send_lag_p99_ms=raw["send_lag_p99_ms"],
         generator_cpu_pct=raw["generator_cpu_pct"],
-        server_cpu_pct=100.0 * server_cpu_s / wall if server_cpu_s is not None and wall > 0 else None, wall_s=wall)
+        server_cpu_pct=100.0 * server_cpu_s / wall if server_cpu_s is not None and wall > 0 else None, wall_s=wall,
+        late_ms=raw.get("late_ms"), late=raw.get("late"))
 
 
 def _start_realtime(argv: list[str]) -> tuple[subprocess.Popen, bool]:

@@ -69,6 +69,8 @@ class StepResult:
     generator_cpu_pct: float = 0.0  # % of one core
     server_cpu_pct: float | None = None
     wall_s: float = 0.0
+    late_ms: float | None = None  # the threshold `late` counts against, when the runner was given one
+    late: int | None = None       # requests slower than late_ms, failures included
 
     def within(self, budget_ms: float) -> bool:
         return self.sent > 0 and self.latency_ms["p99"] <= budget_ms
@@ -151,8 +153,10 @@ async def run_step(send: Send, payloads: list[bytes], rate: float, duration: flo
 
 
 async def run_offsets(send: Send, payloads: list[bytes], offsets: np.ndarray, rate: float, timeout_s: float = 1.0,
-                      first_payload: int = 0, server_pid: int | None = None) -> StepResult:
-    """One step on a given arrival schedule (`rate` is what it was drawn at, for the report)."""
+                      first_payload: int = 0, server_pid: int | None = None,
+                      late_ms: float | None = None) -> StepResult:
+    """One step on a given arrival schedule (`rate` is what it was drawn at, for the report);
+    with `late_ms`, it also counts the requests slower than that or failed (StepResult.late)."""
     cpu0, srv0 = time.process_time(), (process_tree_cpu_s(server_pid) if server_pid else None)
     latency, lag, codes, wall = await run_schedule(send, payloads, offsets, timeout_s, first_payload)
     cpu1, srv1 = time.process_time(), (process_tree_cpu_s(server_pid) if server_pid else None)
@@ -163,8 +167,13 @@ async def run_offsets(send: Send, payloads: list[bytes], offsets: np.ndarray, ra
         send_lag_p99_ms=float(np.percentile(lag, 99) * 1000) if len(lag) else 0.0,
         generator_cpu_pct=100.0 * (cpu1 - cpu0) / wall if wall > 0 else 0.0,
         server_cpu_pct=100.0 * (srv1 - srv0) / wall if server_pid and wall > 0 else None,
-        wall_s=wall,
+        wall_s=wall, late_ms=late_ms, late=late_count(latency, late_ms) if late_ms is not None else None,
     )
+
+
+def late_count(latencies_s: np.ndarray, late_ms: float) -> int:
+    """Requests slower than `late_ms`, failed ones (NaN) included."""
+    return int(np.count_nonzero(~(latencies_s * 1000.0 <= late_ms)))
 
 
 def parse_rates(spec: str) -> list[float]:
@@ -190,12 +199,60 @@ class Ladder:
 def best_rate(steps: list[StepResult], budget_ms: float) -> float:
     """The highest offered rate such that it and every lower rate tried met the budget: a lucky
     pass above a failure does not count."""
+    return best_passing({step.offered_rps: step.within(budget_ms) for step in steps})
+
+
+def best_passing(verdicts: dict[float, bool]) -> float:
+    """The highest rate whose rung passed with every lower rung passing too (0 when the lowest failed)."""
     best = 0.0
-    for step in sorted(steps, key=lambda s: s.offered_rps):
-        if not step.within(budget_ms):
+    for rate in sorted(verdicts):
+        if not verdicts[rate]:
             break
-        best = step.offered_rps
+        best = rate
     return best
+
+
+# How a rung's repeated runs become one pass or fail.
+RungRule = Callable[[list[StepResult], float], bool]
+
+
+def median_rule(runs: list[StepResult], budget_ms: float) -> bool:
+    """The run with the median p99 met the budget: one bad run in three is ignored, two are not."""
+    return median_step(runs).within(budget_ms)
+
+
+POOLED_LATE_SHARE = 0.01  # a p99: at most 1 % of the requests may be late
+
+
+def pooled_rule(runs: list[StepResult], budget_ms: float) -> bool:
+    """The p99 over every request of the rung's runs together met the budget: at most 1 % of them
+    were slower than it or failed. It weighs each request once, where the median rule turns each
+    run into one pass-or-fail vote first, so a run whose p99 sits just over the budget fails the
+    rung as surely as a stalled one. Needs each run's late count at this budget."""
+    for run in runs:
+        if run.late is None or run.late_ms != budget_ms:
+            counted = "no late requests" if run.late is None else f"late requests against {run.late_ms:g} ms"
+            raise ValueError(f"pooled rule: a run at {run.offered_rps:g}/s counted {counted}, not against the "
+                             f"{budget_ms:g} ms budget (give the runner late_ms=budget)")
+    sent = sum(run.sent for run in runs)
+    return sent > 0 and sum(run.late for run in runs) <= POOLED_LATE_SHARE * sent
+
+
+RULES: dict[str, RungRule] = {"median": median_rule, "pooled": pooled_rule}
+
+
+def rung_verdicts(runs: list[StepResult], budget_ms: float, rule: RungRule) -> dict[float, bool]:
+    """Pass or fail per offered rate, from every run at that rate."""
+    by_rate: dict[float, list[StepResult]] = {}
+    for run in runs:
+        by_rate.setdefault(run.offered_rps, []).append(run)
+    return {rate: rule(rate_runs, budget_ms) for rate, rate_runs in sorted(by_rate.items())}
+
+
+def max_rate_by(ladder: Ladder, rule: RungRule) -> float:
+    """The ladder's max rate within its budget read by `rule` from the same runs: how a different
+    rule would have judged them (on the rungs this ladder tried)."""
+    return best_passing(rung_verdicts(ladder.repeats or ladder.steps, ladder.budget_ms, rule))
 
 
 async def step_ladder(step: Callable[[float], Awaitable[StepResult]], rates: list[float], budget_ms: float,
@@ -217,16 +274,18 @@ def median_step(runs: list[StepResult]) -> StepResult:
 
 async def paired_ladder(step: Callable[[str, float, int], Awaitable[StepResult]], peers: list[str],
                         rates: list[float], budget_ms: float, repeats: int = 3, refine: int = 2,
-                        stop_after_misses: int = 2) -> dict[str, Ladder]:
+                        stop_after_misses: int = 2, rule: RungRule = median_rule) -> dict[str, Ladder]:
     """step_ladder for several peers at once, in turns: at each offered rate every peer still
     climbing runs `repeats` times, interleaved (P Q, Q P, P Q, ...), so a slow spell on a shared
-    machine falls on all of them alike; a peer's result at a rate is its median-p99 run. Whole
-    ladders one after another (step_ladder per peer) leave minutes between the peers' runs at a
-    rate, and on a noisy 2-core VM a p99 near a 2 ms budget then says more about the minute than
-    the peer. `step(peer, rate, repeat)` runs one step; the same (rate, repeat) should replay the
-    same schedule for every peer."""
+    machine falls on all of them alike; `rule` judges a peer's runs at a rate (by default its
+    median-p99 run), and the median-p99 run is the one kept in `steps`. Whole ladders one after
+    another (step_ladder per peer) leave minutes between the peers' runs at a rate, and on a noisy
+    2-core VM a p99 near a 2 ms budget then says more about the minute than the peer.
+    `step(peer, rate, repeat)` runs one step; the same (rate, repeat) should replay the same
+    schedule for every peer."""
     steps: dict[str, list[StepResult]] = {p: [] for p in peers}
     runs_of: dict[str, list[StepResult]] = {p: [] for p in peers}
+    passed: dict[str, dict[float, bool]] = {p: {} for p in peers}
     turn = 0
 
     async def measure(rate: float, who: list[str]) -> None:
@@ -240,6 +299,7 @@ async def paired_ladder(step: Callable[[str, float, int], Awaitable[StepResult]]
         for peer in who:
             runs_of[peer].extend(runs[peer])
             steps[peer].append(median_step(runs[peer]))
+            passed[peer][rate] = rule(runs[peer], budget_ms)
 
     misses = {p: 0 for p in peers}
     for rate in rates:
@@ -248,22 +308,22 @@ async def paired_ladder(step: Callable[[str, float, int], Awaitable[StepResult]]
             break
         await measure(rate, climbing)
         for peer in climbing:
-            misses[peer] = 0 if steps[peer][-1].within(budget_ms) else misses[peer] + 1
+            misses[peer] = 0 if passed[peer][rate] else misses[peer] + 1
     for _ in range(refine):
         midpoints: dict[float, list[str]] = {}
         for peer in peers:
-            low = best_rate(steps[peer], budget_ms)
-            above = [s.offered_rps for s in steps[peer] if s.offered_rps > low]
+            low = best_passing(passed[peer])
+            above = [rate for rate in passed[peer] if rate > low]
             if not above:
                 continue
             mid = round((low + min(above)) / 2, 1)
-            if mid not in {s.offered_rps for s in steps[peer]} and min(above) - mid >= 1:
+            if mid not in passed[peer] and min(above) - mid >= 1:
                 midpoints.setdefault(mid, []).append(peer)
         if not midpoints:
             break
         for mid, who in sorted(midpoints.items()):
             await measure(mid, who)
-    return {p: Ladder(steps[p], budget_ms, best_rate(steps[p], budget_ms), runs_of[p]) for p in peers}
+    return {p: Ladder(steps[p], budget_ms, best_passing(passed[p]), runs_of[p]) for p in peers}
 
 
 async def run_ladder(send: Send, payloads: list[bytes], rates: list[float], step_seconds: float, budget_ms: float,

@@ -34,24 +34,26 @@ def native_runner(generator, server_pid: int, timeout_s: float) -> Runner:
     return lambda offsets, rate, first: generator.step(offsets, rate, first, timeout_s, server_pid)
 
 
-def python_runner(sender: openloop.GrpcSender, payloads: list[bytes], server_pid: int, timeout_s: float) -> Runner:
+def python_runner(sender: openloop.GrpcSender, payloads: list[bytes], server_pid: int, timeout_s: float,
+                  late_ms: float | None = None) -> Runner:
     return lambda offsets, rate, first: openloop.run_offsets(sender, payloads, offsets, rate, timeout_s, first,
-                                                             server_pid)
+                                                             server_pid, late_ms)
 
 
 async def server_runner(target: str, server_pid: int, payloads: list[bytes], requests_file: Path | None,
                         timeout_s: float, opened: list, method: str = openloop.CLASSIFY_METHOD,
-                        check_fallback: bool = True) -> Runner:
+                        check_fallback: bool = True, late_ms: float | None = None) -> Runner:
     """The C++ generator when `requests_file` (payloads written by native_generator.write_requests)
-    is given, else openloop.py's. What it opens is appended to `opened`, for close_all."""
+    is given, else openloop.py's. What it opens is appended to `opened`, for close_all. With
+    `late_ms`, each step counts its requests slower than that (what openloop.pooled_rule reads)."""
     if requests_file is not None:
-        generator = NativeGenerator(target, requests_file, method, check_fallback=check_fallback)
+        generator = NativeGenerator(target, requests_file, method, check_fallback=check_fallback, late_ms=late_ms)
         opened.append(generator)
         return native_runner(generator, server_pid, timeout_s)
     sender = openloop.GrpcSender(target, method, openloop.classify_check if check_fallback else None)
     opened.append(sender)
     await sender.ready()
-    return python_runner(sender, payloads, server_pid, timeout_s)
+    return python_runner(sender, payloads, server_pid, timeout_s, late_ms)
 
 
 async def close_all(opened: list) -> None:
@@ -82,11 +84,19 @@ def add_ladder_arguments(parser, rates: str, budget_ms: float = 20.0, step_secon
                         help="length of one step (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per peer at each offered rate, the peers taking turns; the median-p99 run "
-                             "counts (default: %(default)s)")
+                             "counts (or, where --rule is offered, all of them pooled) (default: %(default)s)")
     parser.add_argument("--cpu-wakeup", choices=("fast", "normal"), default="fast",
                         help="the machine's idle cores for the whole run, every peer alike: fast = held ready "
                              "(service/wakeup.py; needs root), normal = as the OS sets them. Services the run "
                              "starts get --cpu-wakeup normal, so this is the one setting (default: %(default)s)")
+
+
+def add_rule_argument(parser, default: str = "median") -> None:
+    """--rule, for the benchmarks whose generators count late requests (openloop.RULES)."""
+    parser.add_argument("--rule", choices=sorted(openloop.RULES), default=default,
+                        help="how a rate's --repeats runs become a pass: median = the median-p99 run met the "
+                             "budget; pooled = at most 1%% of all their requests together were over it "
+                             "(default: %(default)s)")
 
 
 # What a benchmark tells the `brandsafe serve` processes it starts: the machine's wake-up is the
@@ -124,8 +134,10 @@ def step_seed(seed: int, rate: float, repeat: int) -> int:
 async def measure(runners: dict[str, Runner], rates: list[float], step_seconds: float, budget_ms: float,
                   repeats: int = 3, refine: int = 2, arrivals: str = "poisson", seed: int = 0,
                   warmup_seconds: float = 2.0, pause_seconds: float = 0.5,
-                  on_step: Callable[[str, openloop.StepResult], None] | None = None) -> dict[str, openloop.Ladder]:
-    """Each peer's ladder (median-p99 step per rate; every run in `Ladder.repeats`)."""
+                  on_step: Callable[[str, openloop.StepResult], None] | None = None,
+                  rule: openloop.RungRule = openloop.median_rule) -> dict[str, openloop.Ladder]:
+    """Each peer's ladder (median-p99 step per rate; every run in `Ladder.repeats`; `rule` judges
+    each rate's runs)."""
     cursors = {peer: 0 for peer in runners}  # each peer replays the file onwards, as on one ladder
 
     async def run(peer: str, rate: float, offsets: np.ndarray) -> openloop.StepResult:
@@ -148,7 +160,7 @@ async def measure(runners: dict[str, Runner], rates: list[float], step_seconds: 
     gc.collect()
     gc.freeze()
     try:
-        return await openloop.paired_ladder(step, list(runners), rates, budget_ms, repeats, refine)
+        return await openloop.paired_ladder(step, list(runners), rates, budget_ms, repeats, refine, rule=rule)
     finally:
         gc.unfreeze()
 

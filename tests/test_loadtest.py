@@ -174,6 +174,73 @@ def test_paired_ladder_interleaves_peers_and_takes_each_ones_median_run():
     assert over.latency_ms["p99"] == 4.0  # the median of 3, 4, 5
 
 
+def _run(rate, p99, late, sent=1000, late_ms=2.0):
+    return openloop.StepResult(offered_rps=rate, sent=sent, ok=sent, achieved_rps=rate,
+                               latency_ms={"p50": 0.5, "p99": p99}, late_ms=late_ms, late=late)
+
+
+def test_pooled_rule_allows_one_percent_of_all_the_rates_requests_late_and_needs_their_counts():
+    """Two of three runs just over the budget (12 and 11 late of 1000 each) fail the median rule,
+    but 26 of 3000 pooled is under 1 %; a stalled run's 40 late requests push the pool over."""
+    near = [_run(500, 2.1, 12), _run(500, 2.05, 11), _run(500, 1.2, 3)]
+    assert not openloop.median_rule(near, 2.0) and openloop.pooled_rule(near, 2.0)
+    stalled = [_run(500, 1.5, 5), _run(500, 80.0, 40), _run(500, 1.4, 4)]
+    assert openloop.median_rule(stalled, 2.0) and not openloop.pooled_rule(stalled, 2.0)
+    assert openloop.pooled_rule([_run(500, 2.0, 30, sent=3000)], 2.0)   # exactly 1 %
+    assert not openloop.pooled_rule([_run(500, 2.0, 31, sent=3000)], 2.0)
+    assert not openloop.pooled_rule([_run(500, 1.0, 0, sent=0)], 2.0)   # nothing sent proves nothing
+    with pytest.raises(ValueError, match="counted no late requests"):
+        openloop.pooled_rule([_run(500, 1.0, None, late_ms=None)], 2.0)
+    with pytest.raises(ValueError, match="against 1 ms, not against the 2 ms budget"):
+        openloop.pooled_rule([_run(500, 1.0, 0, late_ms=1.0)], 2.0)
+
+
+def test_python_generator_counts_late_requests_with_failures_as_late():
+    latencies = np.array([0.0005, 0.0019, 0.002, 0.0021, np.nan, 0.5])
+    assert openloop.late_count(latencies, 2.0) == 3  # 2.1 ms, the failure, 500 ms; 2.0 ms is on time
+
+
+def test_paired_ladder_climbs_by_the_rule_it_is_given_and_the_other_rule_reads_the_same_runs():
+    """A peer whose runs sit just over the budget two times in three below 400/s, with under 1 %
+    of requests late: the median rule stops it at 0, the pooled rule lets it climb to its knee;
+    max_rate_by reads either ladder's runs by the other rule."""
+    def runs_at(rate, repeat):
+        if rate <= 400:
+            return _run(rate, 2.1 if repeat < 2 else 1.0, 6 if repeat < 2 else 0)
+        return _run(rate, 9.0, 200)
+
+    async def step(peer, rate, repeat):
+        return runs_at(rate, repeat)
+
+    rates = [100, 200, 300, 400, 500, 600]
+    by_median = asyncio.run(openloop.paired_ladder(step, ["p"], rates, 2.0, repeats=3, refine=0))["p"]
+    by_pool = asyncio.run(openloop.paired_ladder(step, ["p"], rates, 2.0, repeats=3, refine=0,
+                                                 rule=openloop.pooled_rule))["p"]
+    assert by_median.max_rate_within_budget == 0 and by_pool.max_rate_within_budget == 400
+    assert openloop.max_rate_by(by_pool, openloop.median_rule) == 0
+    # the median ladder stopped after missing 100 and 200: the pooled rule passes both, and knows no more
+    assert openloop.max_rate_by(by_median, openloop.pooled_rule) == 200
+    assert {s.offered_rps for s in by_pool.steps} == {100, 200, 300, 400, 500, 600}
+
+
+def test_cache_bench_prints_both_rules_readings_of_the_same_runs_and_each_rates_late_share():
+    from brandsafe.loadtest.cache_bench import late_shares, summary
+
+    def ladder(late_per_run: dict[float, list[int]], rule) -> openloop.Ladder:
+        runs = [_run(rate, 2.5 if late > 10 else 1.0, late) for rate, lates in late_per_run.items() for late in lates]
+        return openloop.Ladder(runs, 2.0, openloop.max_rate_by(openloop.Ladder(runs, 2.0, 0, runs), rule), runs)
+
+    service = ladder({500: [11, 12, 0], 1000: [50, 60, 70]}, openloop.pooled_rule)
+    echo = ladder({500: [0, 0, 1], 1000: [2, 3, 4]}, openloop.pooled_rule)
+    text, ratio, _ = summary(service, echo, 2.0, 3, rule="pooled")
+    assert ratio == pytest.approx(0.5)
+    assert "p99 of all 3 interleaved runs' requests pooled per rate): service cache hits 500/s, echo 1000/s" in text
+    assert "by the median rule" in text and "service cache hits 0/s, echo 1000/s, ratio 0.00x" in text
+    assert late_shares(service) == pytest.approx({500: 23 / 3000, 1000: 180 / 3000})
+    without_counts = openloop.Ladder([_run(500, 1.0, None, late_ms=None)], 2.0, 500, [])
+    assert "by the" not in summary(without_counts, without_counts, 2.0, 1)[0]  # nothing to read it by
+
+
 def test_paired_measure_gives_every_peer_the_same_schedules_and_its_own_replay_position():
     """Two in-process ceilings, one whose model takes 30 ms a batch: same arrival offsets for both
     at each (rate, repeat), each walking on through its own replay, and only the slow one over a

@@ -80,6 +80,35 @@ def test_driven_steps_replay_the_given_schedule_and_count_statuses(binary, reque
     assert unknown.sent == 3 and unknown.errors == {"UNIMPLEMENTED": 3}
 
 
+def test_late_counts_the_requests_over_the_threshold_and_every_failure(binary, requests_file, tmp_path):
+    """--late-ms: a threshold no answer can beat counts them all, one none can miss counts none, and
+    a failed call is late whatever the threshold: the counts the pooled rule adds up."""
+    echo = _echo(tmp_path, pb.ClassifyResponse(id="x", decision=pb.ALLOW, bundle_id="b", score_source="local"))
+    try:
+        offsets = [0.002 * k for k in range(60)]
+        with native_generator.NativeGenerator(echo.target, requests_file, binary=binary, late_ms=1e-6) as gen:
+            all_late = gen.step(offsets, 500, timeout_s=1.0)
+        with native_generator.NativeGenerator(echo.target, requests_file, binary=binary, late_ms=900.0) as gen:
+            none_late = gen.step(offsets, 500, timeout_s=1.0)
+        with native_generator.NativeGenerator(echo.target, requests_file, method="/brandsafe.v1.BrandSafety/Nope",
+                                              check_fallback=False, binary=binary, late_ms=900.0) as gen:
+            failed = gen.step(offsets[:5], 500, timeout_s=1.0)
+        with native_generator.NativeGenerator(echo.target, requests_file, binary=binary) as gen:
+            uncounted = gen.step(offsets[:5], 500, timeout_s=1.0)
+    finally:
+        echo.stop()
+    assert (all_late.ok, all_late.late, all_late.late_ms) == (60, 60, 1e-6)
+    assert (none_late.ok, none_late.late, none_late.late_ms) == (60, 0, 900.0)
+    assert failed.errors == {"UNIMPLEMENTED": 5} and failed.late == 5
+    assert uncounted.late is None and uncounted.late_ms is None  # no threshold given: nothing claimed
+
+
+def test_a_threshold_that_is_not_positive_is_refused(binary, requests_file):
+    out = subprocess.run([str(binary), "--target", "127.0.0.1:1", "--requests", str(requests_file), "--serve",
+                          "--late-ms", "0"], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "--late-ms must be > 0" in out.stderr
+
+
 def test_bench_falls_back_to_python_when_native_cannot_be_built(monkeypatch, capsys):
     def unavailable(force=False):
         raise native_generator.NativeUnavailable("no C++ compiler (g++) on PATH")

@@ -10,13 +10,15 @@
 //
 //   openloop --target 127.0.0.1:50051 --requests reqs.bin --rate 500 --seconds 1
 //       one step, one JSON object on stdout, exit.
-//   openloop --target 127.0.0.1:50051 --requests reqs.bin --serve
+//   openloop --target 127.0.0.1:50051 --requests reqs.bin --serve [--late-ms 2]
 //       one step per line on stdin, a JSON object {"offsets": [s, ...], "first": k, "timeout_s": t}
 //       as brandsafe.loadtest.cache_bench writes it; one JSON line per step on stdout.
 //
 // Step JSON: offered_rps, sent, ok, achieved_rps, latency_ms {p50, p95, p99, p99.9} (failed
 // requests count as infinitely late; an infinite percentile is written as null), errors {status
-// name: count}, send_lag_p99_ms, generator_cpu_pct (% of one core, whole process), wall_s.
+// name: count}, send_lag_p99_ms, generator_cpu_pct (% of one core, whole process), wall_s, and
+// with --late-ms B, late_ms (B) and late: how many requests took longer than B ms or failed (so several steps'
+// tails can be pooled exactly; a p99 per step cannot be).
 //
 // Build: g++ -O2 -std=c++17 openloop.cc $(pkg-config --cflags --libs grpc++) -o openloop
 // (Debian: apt-get install libgrpc++-dev). cache_bench builds it on first use.
@@ -132,8 +134,9 @@ struct Step {
 
 class Generator {
  public:
-  Generator(const std::string& target, const std::string& method, int fallback_field, std::vector<std::string> requests)
-      : method_(method), fallback_field_(fallback_field) {
+  Generator(const std::string& target, const std::string& method, int fallback_field, std::vector<std::string> requests,
+            double late_ms)
+      : method_(method), fallback_field_(fallback_field), late_ms_(late_ms) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(4 * 1024 * 1024);
     channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
@@ -239,6 +242,9 @@ class Generator {
   }
 
   std::string ToJson(Step& step, double offered, double wall, double cpu) const {
+    const size_t late = std::isnan(late_ms_) ? 0
+        : static_cast<size_t>(std::count_if(step.latency.begin(), step.latency.end(),
+                                            [&](double s) { return !(s * 1000 <= late_ms_); }));
     std::sort(step.latency.begin(), step.latency.end());
     std::sort(step.lag.begin(), step.lag.end());
     const size_t n = step.latency.size();
@@ -259,12 +265,14 @@ class Generator {
       comma = true;
     }
     out += "}, \"send_lag_p99_ms\": " + Number(n ? std::max(0.0, Higher(step.lag, 99) * 1000) : 0.0) +
-           ", \"generator_cpu_pct\": " + Number(wall > 0 ? 100 * cpu / wall : 0) + ", \"wall_s\": " + Number(wall) + "}";
-    return out;
+           ", \"generator_cpu_pct\": " + Number(wall > 0 ? 100 * cpu / wall : 0) + ", \"wall_s\": " + Number(wall);
+    if (!std::isnan(late_ms_)) out += ", \"late_ms\": " + Number(late_ms_) + ", \"late\": " + std::to_string(late);
+    return out + "}";
   }
 
   std::string method_;
   int fallback_field_;
+  double late_ms_;  // NaN: no late count in the step JSON
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> stub_;
   std::vector<grpc::ByteBuffer> requests_;
@@ -341,7 +349,7 @@ bool parse_command(const std::string& line, std::vector<double>* offsets, double
 
 int main(int argc, char** argv) {
   std::string target, requests_path, method = "/brandsafe.v1.BrandSafety/Classify", arrivals = "poisson";
-  double rate = 0, seconds = 0, timeout_s = 1.0;
+  double rate = 0, seconds = 0, timeout_s = 1.0, late_ms = NAN;
   int fallback_field = 0;
   unsigned seed = 0;
   bool serve = false;
@@ -360,6 +368,7 @@ int main(int argc, char** argv) {
     else if (key == "--arrivals") arrivals = value();
     else if (key == "--seed") seed = static_cast<unsigned>(std::stoul(value()));
     else if (key == "--timeout-s") timeout_s = std::stod(value());
+    else if (key == "--late-ms") late_ms = std::stod(value());
     else if (key == "--serve") serve = true;
     else die("unknown argument " + key + " (see the comment at the top of openloop.cc)");
   }
@@ -367,7 +376,8 @@ int main(int argc, char** argv) {
   if (!serve && !(rate > 0 && seconds > 0)) die("give --rate and --seconds, or --serve");
   if (arrivals != "poisson" && arrivals != "constant") die("--arrivals must be poisson or constant");
 
-  Generator gen(target, method, fallback_field, read_requests(requests_path));
+  if (!std::isnan(late_ms) && !(late_ms > 0)) die("--late-ms must be > 0");
+  Generator gen(target, method, fallback_field, read_requests(requests_path), late_ms);
   if (!gen.Ready(30)) die("could not connect to " + target, 1);
   if (!serve) {
     std::cout << gen.Run(arrival_offsets(rate, seconds, arrivals, seed), rate, 0, timeout_s) << std::endl;

@@ -1,7 +1,12 @@
 """Prometheus metrics (served over HTTP by `--metrics-port`)."""
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import socket
+import socketserver
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from .loopmetrics import LoopCounter, LoopHistogram
 
@@ -58,8 +63,30 @@ class Metrics:
         self.bundle.labels(bundle_id=bundle_id).set(1)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        server, _ = start_http_server(port, addr=host, registry=self.registry)
-        return server.server_port
+        """Serve /metrics from a daemon thread; returns the bound port."""
+        return serve_registry(self.registry, port, host)[0].server_port
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # a scrape every few seconds is not news
+        pass
+
+
+def serve_registry(registry: CollectorRegistry, port: int, host: str) -> tuple[WSGIServer, threading.Thread]:
+    """prometheus_client's start_http_server without its half-second poll. Its thread wakes twice
+    a second to look for a shutdown nobody asks for, and each wake-up takes the GIL, on a core the
+    hit path shares (loadtest/TUNING.md §21). Here the thread sleeps until a scrape connects."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(socketserver.ThreadingMixIn, WSGIServer):
+        address_family = family
+        daemon_threads = True
+
+    httpd = make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": None}, daemon=True,
+                              name="metrics-http")
+    thread.start()
+    return httpd, thread
 
 
 _default: Metrics | None = None

@@ -41,3 +41,30 @@ def test_wrong_labels_and_bad_buckets_are_refused():
         counter.labels(result="hit").inc(-1)
     with pytest.raises(ValueError, match="increasing"):
         LoopHistogram("z_seconds", "doc", [], buckets=(0.2, 0.1), registry=None)
+
+
+def _switches(native_id: int) -> int:
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        fields = dict(line.split(":\t", 1) for line in status if ":\t" in line)
+    return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_the_metrics_server_answers_a_scrape_and_its_thread_sleeps_until_the_next():
+    """prometheus_client's server thread wakes twice a second, idle, and takes the GIL each time;
+    ours must answer scrapes the same and not wake at all in between."""
+    import time
+    import urllib.request
+
+    from brandsafe.service.metrics import serve_registry
+
+    registry = CollectorRegistry()
+    LoopCounter("x_requests_total", "doc", ["code"], registry=registry).labels(code="OK").inc(3)
+    httpd, thread = serve_registry(registry, 0, "127.0.0.1")  # a daemon, as in the service: left serving
+    url = f"http://127.0.0.1:{httpd.server_port}/metrics"
+    assert 'x_requests_total{code="OK"} 3.0' in urllib.request.urlopen(url, timeout=5).read().decode()
+    time.sleep(0.2)  # let the thread that answered go back to waiting
+    before = _switches(thread.native_id)
+    time.sleep(1.5)  # three of prometheus_client's polls
+    assert _switches(thread.native_id) == before
+    assert 'x_requests_total{code="OK"} 3.0' in urllib.request.urlopen(url, timeout=5).read().decode()

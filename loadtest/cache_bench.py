@@ -115,7 +115,7 @@ def summary(first: openloop.Ladder, second: openloop.Ladder, budget_ms: float, r
     lines = [f"max rate with p99 <= {budget_ms:g} ms ({RULE_WORDS[rule].format(repeats=repeats)}): "
              f"{first_rate_name} {s:g}/s, {names[1]} {e:g}/s, ratio {ratio:.2f}x"]
     runs = (first.repeats or first.steps) + (second.repeats or second.steps)
-    if runs and all(run.late is not None and run.late_ms == budget_ms for run in runs):
+    if runs and all(openloop.counts_late_at(run, budget_ms) for run in runs):
         for other in sorted(set(RULE_WORDS) - {rule}):
             s2, e2 = (openloop.max_rate_by(ladder, openloop.RULES[other]) for ladder in (first, second))
             lines.append(f"  the same runs by the {other} rule ({RULE_WORDS[other].format(repeats=repeats)}), "
@@ -130,13 +130,13 @@ def summary(first: openloop.Ladder, second: openloop.Ladder, budget_ms: float, r
 def late_shares(ladder: openloop.Ladder) -> dict[float, float]:
     """Per offered rate, the share of all its runs' requests that were late (over the budget or
     failed): what the pooled rule compares with 1 %."""
-    by_rate: dict[float, list[int]] = {}
-    for run in ladder.repeats or ladder.steps:
-        if run.late is not None:
-            counts = by_rate.setdefault(run.offered_rps, [0, 0])
-            counts[0] += run.late
-            counts[1] += run.sent
-    return {rate: late / sent for rate, (late, sent) in sorted(by_rate.items()) if sent}
+    shares = {}
+    for rate, runs in openloop.runs_by_rate(ladder.repeats or ladder.steps).items():
+        counted = [run for run in runs if run.late is not None]
+        sent = sum(run.sent for run in counted)
+        if sent:
+            shares[rate] = sum(run.late for run in counted) / sent
+    return shares
 
 
 async def measure_pair(targets: dict[str, tuple[str, int]], payloads: list[bytes], requests_file: Path | None,

@@ -73,5 +73,6 @@ def main(argv=None) -> None:
                          names=("loaded", "echo"), first_rate_name="loaded echo", rule=args.rule)
     print(f"\n{text}")
 
+
 if __name__ == "__main__":
     main()

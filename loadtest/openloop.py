@@ -224,13 +224,18 @@ def median_rule(runs: list[StepResult], budget_ms: float) -> bool:
 POOLED_LATE_SHARE = 0.01  # a p99: at most 1 % of the requests may be late
 
 
+def counts_late_at(run: StepResult, budget_ms: float) -> bool:
+    """Whether `run` counted its late requests against this very budget (what the pooled rule reads)."""
+    return run.late is not None and run.late_ms == budget_ms
+
+
 def pooled_rule(runs: list[StepResult], budget_ms: float) -> bool:
     """The p99 over every request of the rung's runs together met the budget: at most 1 % of them
     were slower than it or failed. It weighs each request once, where the median rule turns each
     run into one pass-or-fail vote first, so a run whose p99 sits just over the budget fails the
     rung as surely as a stalled one. Needs each run's late count at this budget."""
     for run in runs:
-        if run.late is None or run.late_ms != budget_ms:
+        if not counts_late_at(run, budget_ms):
             counted = "no late requests" if run.late is None else f"late requests against {run.late_ms:g} ms"
             raise ValueError(f"pooled rule: a run at {run.offered_rps:g}/s counted {counted}, not against the "
                              f"{budget_ms:g} ms budget (give the runner late_ms=budget)")
@@ -241,12 +246,17 @@ def pooled_rule(runs: list[StepResult], budget_ms: float) -> bool:
 RULES: dict[str, RungRule] = {"median": median_rule, "pooled": pooled_rule}
 
 
-def rung_verdicts(runs: list[StepResult], budget_ms: float, rule: RungRule) -> dict[float, bool]:
-    """Pass or fail per offered rate, from every run at that rate."""
+def runs_by_rate(runs: list[StepResult]) -> dict[float, list[StepResult]]:
+    """Every run grouped by its offered rate, the rates in increasing order."""
     by_rate: dict[float, list[StepResult]] = {}
     for run in runs:
         by_rate.setdefault(run.offered_rps, []).append(run)
-    return {rate: rule(rate_runs, budget_ms) for rate, rate_runs in sorted(by_rate.items())}
+    return dict(sorted(by_rate.items()))
+
+
+def rung_verdicts(runs: list[StepResult], budget_ms: float, rule: RungRule) -> dict[float, bool]:
+    """Pass or fail per offered rate, from every run at that rate."""
+    return {rate: rule(rate_runs, budget_ms) for rate, rate_runs in runs_by_rate(runs).items()}
 
 
 def max_rate_by(ladder: Ladder, rule: RungRule) -> float:

@@ -18,6 +18,9 @@ from pathlib import Path
 
 DEFAULT_DATA_DIR = Path(os.environ.get("BRANDSAFE_DATA", "../shared/data"))
 DEFAULT_TRAIN_DATA = DEFAULT_DATA_DIR / "brand-safety-urls.train.jsonl"
+# Labelled title-only text (headlines, posts): measured in every quality report, trained on by the
+# minilm-cpu-content recipe when passed to --data.
+DEFAULT_CONTENT_DATA = DEFAULT_DATA_DIR / "content" / "content-labelled.train.jsonl"
 DEFAULT_TAXONOMY = DEFAULT_DATA_DIR / "iab" / "content-taxonomy-3.1.tsv"
 DEFAULT_BUNDLE = Path("bundles/minilm-cpu")
 DEFAULT_RUN = Path("runs/minilm-cpu")
@@ -114,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="minilm-cpu", help="recipe name or .toml path (default: %(default)s)")
     p.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_TRAIN_DATA],
-                   help="labelled URL files, .jsonl or .csv (default: %(default)s)")
+                   help=f"labelled data files, .jsonl or .csv (default: {DEFAULT_TRAIN_DATA})")
     p.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY, help="IAB Content Taxonomy 3.1 TSV")
     p.add_argument("--max-steps", type=int, default=None, help="cap optimizer steps (smoke runs)")
     p.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")

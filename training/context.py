@@ -28,6 +28,7 @@ from brandsafe.labels import LabelSet
 from brandsafe.rendering import PageContext
 from brandsafe.retrieval import KnowledgePassage, Retriever
 
+from .augment import GENERIC_HOSTS
 from .dataset import Examples
 from .taxonomy_examples import RISK_PAGES
 
@@ -69,13 +70,19 @@ def _topic(label_names: list[str], rng: random.Random) -> str:
     return " and ".join(f"{name.lower()} ({rng.choice(RISK_PAGES.get(name, [name]))})" for name in label_names)
 
 
+_GENERIC_DOMAINS = frozenset(registrable_domain(h) for h in GENERIC_HOSTS)
+
+
 def domain_notes(examples: Examples, labels: LabelSet, seed: int) -> list[KnowledgePassage]:
     """One note per registrable domain in `examples`: the union of its rows' labels."""
     rng = random.Random(seed)
     by_domain: dict[str, set[int]] = defaultdict(set)
     for page, target, origin in zip(examples.pages, examples.targets, examples.origins):
-        if page.url and not origin.startswith("taxonomy:"):  # generic hosts of made-up pages say nothing
-            by_domain[registrable_domain(page.url)].update(np.flatnonzero(target).tolist())
+        # Generic hosts carry every kind of page (made-up pages and published titles live there):
+        # a note on what they are "known for" would be a lie.
+        domain = registrable_domain(page.url) if page.url else ""
+        if domain and not origin.startswith("taxonomy:") and domain not in _GENERIC_DOMAINS:
+            by_domain[domain].update(np.flatnonzero(target).tolist())
     notes = []
     for domain in sorted(by_domain):
         names = [labels.labels[j].name for j in sorted(by_domain[domain])]

@@ -1,4 +1,5 @@
 """Read labelled URL sets: JSONL ({"url", "title"?, "labels": [...]}) or CSV (url,label[,title]).
+A JSONL row may have a null url when it has a title (text-only data such as headlines).
 
 Every bad row is reported as `file:line: what is wrong`, so a data owner can fix it directly.
 """
@@ -19,10 +20,11 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class LabelledRow:
-    url: str
+    url: str                  # "" for a title-only row
     title: str
     labels: tuple[str, ...]   # as written in the file: taxonomy names or unique ids
     origin: str               # "file:line", for messages
+    source: str = ""          # "source:source_label" where the file names the list a row came from
 
 
 def read_rows(path: str | Path) -> list[LabelledRow]:
@@ -50,8 +52,11 @@ def _read_jsonl(path: Path) -> list[LabelledRow]:
         title = record.get("title")
         if title is not None and not isinstance(title, str):
             raise DataError(f"{where}: 'title' must be a string or null")
-        rows.append(LabelledRow(_url(record.get("url"), where), (title or "").strip(),
-                                tuple(l.strip() for l in labels), where))
+        title = (title or "").strip()
+        # Title-only rows (content data: headlines, posts) have no page; training gives them one.
+        url = "" if record.get("url") is None and title else _url(record.get("url"), where)
+        source = f"{record['source']}:{record.get('source_label') or '-'}" if isinstance(record.get("source"), str) else ""
+        rows.append(LabelledRow(url, title, tuple(l.strip() for l in labels), where, source))
     return rows
 
 
@@ -84,7 +89,7 @@ def _lines(fh, path: Path):
 
 def _url(value, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{where}: 'url' must be a non-empty string")
+        raise DataError(f"{where}: 'url' must be a non-empty string (or null in a row with a 'title')")
     if len(value) > MAX_URL_CHARS:
         raise DataError(f"{where}: 'url' is longer than {MAX_URL_CHARS} characters")
     return value.strip()

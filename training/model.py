@@ -54,6 +54,7 @@ def build_model(recipe: Recipe, labels: LabelSet, tokenizer: PreTrainedTokenizer
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
         target_modules=list(recipe.lora_targets) or None,
+        layers_to_transform=list(recipe.lora_layers) or None,
         modules_to_save=list(recipe.trainable_modules),
     )
     peft_model = get_peft_model(model, lora)

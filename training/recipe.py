@@ -25,6 +25,9 @@ class Recipe:
     lora_alpha: int = 32
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ()
+    # Layers that get an adapter (empty = all). The layers below the lowest one stay exactly the
+    # pretrained encoder, and backpropagation stops there (about half the work on 6 layers).
+    lora_layers: tuple[int, ...] = ()
     # Trained and saved in full besides the adapter: the classification head, and for BERT-style
     # encoders the pooler in front of it.
     trainable_modules: tuple[str, ...] = ("classifier",)
@@ -53,6 +56,9 @@ class Recipe:
     context_top_k: int = 3
     note_rows: int = 0
     citation_rows: int = 200
+    # Rows whose "source:source_label" starts with one of these are not used (content sources whose
+    # labels contradict the product's definitions, e.g. culinary alcohol questions as "drugs").
+    exclude_sources: tuple[str, ...] = ()
     val_fraction: float = 0.15
     seed: int = 13
     max_steps: int = 0         # 0 = run the epochs; >0 caps optimizer steps (smoke runs)
@@ -91,11 +97,11 @@ def load_recipe(name_or_path: str, **overrides) -> Recipe:
     with path.open("rb") as fh:
         raw = tomllib.load(fh)
     flat = {"name": raw.get("name", path.stem), "source": str(path)}
-    for section in ("base", "lora", "train", "context", "export"):
+    for section in ("base", "lora", "train", "data", "context", "export"):
         for key, value in raw.get(section, {}).items():
             flat[_KEYS.get((section, key), key)] = value
     flat.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("lora_targets", "trainable_modules"):
+    for key in ("lora_targets", "lora_layers", "trainable_modules", "exclude_sources"):
         if key in flat:
             flat[key] = tuple(flat[key])
     known_fields = Recipe.__dataclass_fields__
@@ -114,7 +120,9 @@ _KEYS = {
     ("lora", "alpha"): "lora_alpha",
     ("lora", "dropout"): "lora_dropout",
     ("lora", "target_modules"): "lora_targets",
+    ("lora", "layers"): "lora_layers",
     ("export", "precision"): "export_precision",
     ("context", "fraction"): "context_fraction",
     ("context", "top_k"): "context_top_k",
+    ("data", "exclude_sources"): "exclude_sources",
 }

@@ -1,10 +1,10 @@
-"""The evaluation report: the model beside the classical baseline, the shortcut check, the probes."""
+"""The evaluation report: the model beside the classical baseline and the untrained encoder's
+zero-shot scores, on every view of `quality` (pages as bidders send them, as listed, titles, the
+realistic page set), and the probes."""
 from __future__ import annotations
 
 import logging
-import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +12,13 @@ import numpy as np
 from brandsafe.labels import LabelSet
 
 from . import calibrate
-from .augment import has_path, neutral_path, strip_path
+from . import quality
 from .baseline import Baseline
 from .dataset import Examples
 from .evaluate import choose_thresholds, evaluate
 from .probes import load_probes, probe_results
 from .recipe import Recipe
+from .zeroshot import PrototypeScorer
 
 log = logging.getLogger(__name__)
 HEADLINE = ("macro_f1", "unsafe_auroc", "false_block_rate_at_90_recall")
@@ -25,35 +26,30 @@ HEADLINE = ("macro_f1", "unsafe_auroc", "false_block_rate_at_90_recall")
 
 def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Examples, probs: np.ndarray,
           thresholds: np.ndarray, temperature: float, val_logits: np.ndarray, score_texts, facts: dict,
-          probes_path: Path | None) -> dict:
+          probes_path: Path | None, views: dict | None = None, taxonomy=None) -> dict:
     model_metrics = evaluate(probs, val_set.targets, labels, thresholds)
-
-    started = time.time()
-    baseline = Baseline(recipe.seed).fit(train_set)
-    baseline_probs = baseline.predict(val_set.texts())
-    baseline_thresholds = choose_thresholds(baseline_probs, val_set.targets,
-                                            min_precision=recipe.threshold_min_precision)
-    baseline_metrics = evaluate(baseline_probs, val_set.targets, labels, baseline_thresholds)
-    log.info("baseline fitted and scored in %.0fs", time.time() - started)
 
     def model_scores(texts):
         return calibrate.calibrated(score_texts(texts), temperature)
 
-    shortcut = {}
-    for name, transform in _shortcut_variants(val_set, recipe.seed).items():
-        texts = val_set.texts(transform)
-        shortcut[name] = {
-            "model": _headline(evaluate(model_scores(texts), val_set.targets, labels, thresholds)),
-            "baseline": _headline(evaluate(baseline.predict(texts), val_set.targets, labels, baseline_thresholds)),
-        }
+    started = time.time()
+    baseline = Baseline(recipe.seed).fit(train_set)
+    scorers = quality.Scorers(labels, val_set, recipe.threshold_min_precision)
+    scorers.add("model", model_scores, thresholds)
+    scorers.add("tfidf", baseline.predict)
+    if taxonomy is not None:
+        scorers.add("zero-shot", PrototypeScorer(labels, taxonomy))
+    baseline_metrics = evaluate(baseline.predict(val_set.texts()), val_set.targets, labels, scorers.thresholds["tfidf"])
+    log.info("baseline and zero-shot scorers ready in %.0fs", time.time() - started)
+    measured = quality.measure(views, scorers, quality.page_set_view(labels, taxonomy)) if views else None
 
     probes = None
     if probes_path and Path(probes_path).is_file():
         loaded = load_probes(Path(probes_path), labels)
         probe_texts = Examples([p.page for p in loaded], np.zeros((len(loaded), len(labels))), []).texts()
-        probes = {"file": str(probes_path),
-                  "model": probe_results(loaded, model_scores(probe_texts), labels, thresholds),
-                  "baseline": probe_results(loaded, baseline.predict(probe_texts), labels, baseline_thresholds)}
+        probes = {"file": str(probes_path), **{name: probe_results(loaded, score(probe_texts), labels,
+                                                                    scorers.thresholds[name])
+                                               for name, score in scorers.score.items()}}
 
     return {
         "recipe": recipe.name,
@@ -66,7 +62,7 @@ def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Exampl
         "model": model_metrics,
         "baseline": baseline_metrics,
         "vs_baseline": _comparison(model_metrics, baseline_metrics),
-        "shortcut_check": shortcut,
+        "quality": measured,
         "probes": probes,
     }
 
@@ -94,23 +90,6 @@ def context_check(retriever, top_k: int, val_set: Examples, citations: Examples,
         "citation_accuracy_with_passage": follows(with_retrieval(citations, retriever, top_k)),
         "citation_accuracy_without_passage": follows(citations),
     }
-
-
-def _shortcut_variants(val_set: Examples, seed: int) -> dict:
-    """Validation rows as they are; with every path stripped; with neutral paths added to bare
-    safe hosts. A model that keys on path presence moves a lot between these."""
-    safe = {id(p) for p, t in zip(val_set.pages, val_set.targets) if not t.any()}
-    path_rng = random.Random(seed)
-
-    def strip(page):
-        return replace(page, url=strip_path(page.url)) if page.url and has_path(page.url) else page
-
-    def add_to_safe(page):
-        if id(page) in safe and page.url and not has_path(page.url):
-            return replace(page, url=strip_path(page.url) + neutral_path(path_rng))
-        return page
-
-    return {"as_is": None, "paths_stripped": strip, "neutral_paths_on_safe": add_to_safe}
 
 
 def _headline(metrics: dict) -> dict:
@@ -153,18 +132,14 @@ def markdown(report: dict) -> str:
     for m, b in zip(model["per_category"], baseline["per_category"]):
         lines.append(f"| {m['name']} | {m['id']} | {m['support']} | {m['precision']:.3f} | {m['recall']:.3f} | "
                      f"{m['f1']:.3f} | {b['f1']:.3f} | {m['threshold']:.2f} |")
-    lines += ["", "## Shortcut check: does the score follow the path, or the words?", "",
-              "| validation variant | model macro-F1 | model AUROC | model false-block | baseline macro-F1 | "
-              "baseline AUROC | baseline false-block |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, row in report["shortcut_check"].items():
-        m, b = row["model"], row["baseline"]
-        lines.append(f"| {name} | {m['macro_f1']:.4f} | {m['unsafe_auroc']:.4f} | {m['false_block_rate_at_90_recall']:.2%} "
-                     f"| {b['macro_f1']:.4f} | {b['unsafe_auroc']:.4f} | {b['false_block_rate_at_90_recall']:.2%} |")
+    if report.get("quality"):
+        lines += [""] + quality.markdown(report["quality"])
     probes = report.get("probes")
     if probes:
+        others = ", ".join(f"{name} {probes[name]['rate']:.0%}" for name in probes if name not in ("file", "model"))
         lines += ["", f"## Title probes ({probes['file']})", "",
                   f"Model right on **{probes['model']['rate']:.0%}** of {len(probes['model']['probes'])} probes "
-                  f"(baseline {probes['baseline']['rate']:.0%}).", "",
+                  f"({others}).", "",
                   "| title | expected | model says | ok |", "|---|---|---|---|"]
         for p in probes["model"]["probes"]:
             lines.append(f"| {p['title']} | {p['expected']} | {p['predicted']} ({p['top_score']:.2f}) | "

@@ -29,3 +29,24 @@ def split_by_domain(urls: list[str], strata: list[str], val_fraction: float, see
     train = [i for d, rows in domain_rows.items() if d not in val_domains for i in rows]
     val = [i for d, rows in domain_rows.items() if d in val_domains for i in rows]
     return sorted(train), sorted(val)
+
+
+def split_rows(urls: list[str], strata: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Row indices (train, val) for a mix of pages and title-only rows (url ""): pages split by
+    registrable domain as above; title-only rows are items of their own, and each stratum gives
+    `val_fraction` of them to validation."""
+    paged = [i for i, url in enumerate(urls) if url]
+    train, val = split_by_domain([urls[i] for i in paged], [strata[i] for i in paged], val_fraction, seed)
+    train, val = [paged[i] for i in train], [paged[i] for i in val]
+    by_stratum: dict[str, list[int]] = defaultdict(list)
+    for i, url in enumerate(urls):
+        if not url:
+            by_stratum[strata[i]].append(i)
+    rng = random.Random(seed)
+    for stratum in sorted(by_stratum):
+        items = by_stratum[stratum]
+        rng.shuffle(items)
+        take = round(len(items) * val_fraction)
+        val += items[:take]
+        train += items[take:]
+    return sorted(train), sorted(val)

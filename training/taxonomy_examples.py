@@ -13,6 +13,7 @@ import random
 
 from brandsafe.taxonomy import Taxonomy
 
+from .augment import GENERIC_HOSTS
 from .data import LabelledRow
 
 # Written for this project: what a page in each risk category is about, in page-title words.
@@ -71,7 +72,31 @@ RISK_PAGES: dict[str, list[str]] = {
         "secret plot behind the pandemic", "flat earth evidence"],
 }
 
-# Safe pages that share vocabulary with risk categories.
+# One line per category in plain words: what a page must be *doing* to belong there. The zero-shot
+# scorer reads them as prototypes; training reads them as pages of the category.
+CATEGORY_DEFINITIONS: dict[str, tuple[str, ...]] = {
+    "Adult & Explicit Sexual Content": ("pornography and sexually explicit pictures or videos",),
+    "Arms & Ammunition": ("selling, reviewing or promoting guns, weapons and ammunition",),
+    "Crime & Harmful Acts to Individuals, Society & Human Right Violations": (
+        "instructions or services for committing crimes, hacking, fraud or abuse",),
+    "Death, Injury, or Military Conflict": ("graphic depictions of death, gore, injury or combat",),
+    "Debated Sensitive Social Issues": ("one-sided campaigning on divisive social issues such as abortion or immigration",),
+    "Hate Speech and Acts of Aggression": ("insulting, dehumanising or threatening people for their race, religion, "
+                                           "sexuality or origin",),
+    "Illegal Drugs, Tobacco, eCigarettes, Vaping, Alcohol": ("selling or promoting drugs, cigarettes, vaping or "
+                                                             "drinking alcohol",),
+    "Obscenity and Profanity": ("vulgar swearing, obscene insults and crude language",),
+    "Online Piracy": ("free downloads or streams of pirated movies, music, software or books",),
+    "Spam or Harmful Content": ("malware, phishing, scams and fake virus warnings",),
+    "Terrorism": ("terrorist propaganda, recruitment or instructions for attacks",),
+    "Casinos & Gambling": ("online casino, betting and gambling for real money",),
+    "Misinformation": ("false claims and conspiracy theories presented as hidden truth",),
+}
+
+# Safe pages that share vocabulary with risk categories. Reporting, education, health information
+# and the words' everyday senses are not the harmful content itself (GARM's distinction between
+# reporting and harm): which of them an advertiser avoids is the brand profile's choice, not the
+# model's. Written for this project.
 HARD_NEGATIVES = [
     "sexual health clinic: contraception advice", "sex education for teenagers", "police appeal after burglary in town",
     "court reporting: man sentenced for fraud", "charity supporting homeless people", "food bank volunteers needed",
@@ -82,21 +107,53 @@ HARD_NEGATIVES = [
     "bbc news world headlines", "cyber security tips to avoid phishing", "how to remove malware safely",
     "anti-racism education resources", "refugee support charity", "election results live", "funeral directors",
     "first aid course", "fireworks safety guide",
+    # news about conflict, crime and terrorism: reporting, not the act
+    "UN security council meets over ceasefire talks", "peace negotiations resume between the two governments",
+    "analysis: what the offensive means for the region", "aid convoys reach besieged city as fighting eases",
+    "defence ministers agree new military spending targets", "veterans share their stories of the war",
+    "trial opens for suspects in last year's attack", "counter-terrorism police make arrests after raids",
+    "government publishes new counter-extremism strategy", "court jails gang leader for drug trafficking",
+    "police report fall in knife crime across the city", "investigation: how the fraud scheme was uncovered",
+    "jury finds former official guilty of corruption", "hate crime statistics published by home office",
+    "study examines online radicalisation of teenagers", "history of the cold war explained",
+    # health and science information about drugs, alcohol and sex
+    "what cannabis does to the teenage brain, according to research", "signs of alcohol poisoning and when to call 999",
+    "opioid crisis: overdose deaths fall for the first time", "how nicotine affects your heart",
+    "vaping: what we know about the health risks", "NHS guidance on safe drinking limits",
+    "medical marijuana approved for epilepsy patients", "understanding addiction and how to get help",
+    "how to talk to your kids about drugs", "puberty explained: a guide for parents",
+    "STI testing: what to expect at the clinic", "menopause symptoms and treatment options",
+    # everyday senses of risk words
+    "one-pot chicken and rice dinner", "easy beef stew with red wine", "beer-battered fish and chips recipe",
+    "how to pull the perfect espresso shot", "killer leg day workout", "this chocolate cake is the bomb",
+    "shooting guard scores 40 points in playoff win", "penalty shootout decides the cup final",
+    "call of duty season update patch notes", "review: the crime drama everyone is talking about",
+    "true crime podcast recommendations", "murder mystery dinner party ideas", "drug store skincare haul under $20",
+    "the best pot roast recipe", "how to grow hot peppers in pots", "gin and tonic flavoured cupcakes",
+    "poker night snacks for friends", "home brewing kombucha for beginners", "target practice at the archery club",
+    "blasting music in the car: best speakers", "stock market crash of 1929 explained", "the battle of hastings for kids",
+    "shot on iphone: photography contest winners", "how to kill weeds naturally", "bug bomb vs fogger for pests",
+    "wine tasting tour of the napa valley", "cocktail hour: history of the martini",
+    "COVID-19 vaccine appointments open for over 50s", "flu season: cases rise in winter", "fact check: viral claim about 5g is false",
 ]
 
 # Taxonomy nodes too close to a risk label to be used as plain safe pages.
 _AMBIGUOUS_SAFE = {"Casinos & Gambling", "Poker and Professional Gambling", "Casino and Gambling Video Games",
                    "Alcoholic Beverages", "Substance Abuse", "Disasters", "Sensitive Topics"}
 
-GENERIC_HOSTS = [
-    "https://www.youtube.com/watch?v=", "https://vimeo.com/", "https://www.dailymotion.com/video/",
-    "https://medium.com/@writer/", "https://blog.wordpress.com/", "https://www.tumblr.com/post/",
-    "https://www.reddit.com/r/videos/comments/", "https://www.facebook.com/watch/", "https://twitter.com/user/status/",
-    "https://www.dailynewsnetwork.com/article/", "https://www.citytribune.co.uk/news/", "https://www.tiktok.com/@user/video/",
-    "https://www.forumhub.net/thread/", "https://www.globalpost.org/story/",
-]
 
 _TITLE_SHAPES = ["{}", "{} - video", "Watch: {}", "{} | blog", "{} (full video)", "Top stories: {}"]
+
+
+def safe_nodes(taxonomy: Taxonomy) -> list:
+    """Ordinary taxonomy nodes, usable as safe pages (the sensitive subtree is excluded through its
+    root's name)."""
+    return [node for node in taxonomy.nodes.values()
+            if not (node.name in _AMBIGUOUS_SAFE or any(p in _AMBIGUOUS_SAFE for p in node.path))]
+
+
+def safe_node_names(taxonomy: Taxonomy) -> list[str]:
+    return [node.name for node in safe_nodes(taxonomy)]
 
 
 def taxonomy_rows(taxonomy: Taxonomy, seed: int = 13, pages_per_phrase: int = 3) -> list[LabelledRow]:
@@ -112,7 +169,7 @@ def taxonomy_rows(taxonomy: Taxonomy, seed: int = 13, pages_per_phrase: int = 3)
     for label, phrases in RISK_PAGES.items():
         node = taxonomy.by_name(label)
         label_key = node.id if node else label
-        texts = list(phrases) + [label]
+        texts = list(phrases) + [label] + list(CATEGORY_DEFINITIONS.get(label, ()))
         if label in sensitive_parent:
             texts.append(f"{label} (sensitive topics)")
         for i, text in enumerate(texts):
@@ -123,9 +180,7 @@ def taxonomy_rows(taxonomy: Taxonomy, seed: int = 13, pages_per_phrase: int = 3)
         for k in range(pages_per_phrase):
             url, title = page(text)
             rows.append(LabelledRow(url, title, (), f"taxonomy:hard-negative#{i}.{k}"))
-    for node in taxonomy.nodes.values():  # the sensitive subtree is excluded through its root's name
-        if node.name in _AMBIGUOUS_SAFE or any(p in _AMBIGUOUS_SAFE for p in node.path):
-            continue
+    for node in safe_nodes(taxonomy):
         url, _ = page(node.name)
         title = node.name if len(node.path) < 2 else f"{node.name} - {node.path[0]}"
         rows.append(LabelledRow(url, title, (), f"taxonomy:{node.id}"))

@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +33,11 @@ from .batching import LengthGroupedBatches
 from .data import read_rows
 from .dataset import Examples, to_examples
 from .evaluate import choose_thresholds, macro_f1
-from .labelmap import build_label_set
+from .labelmap import build_label_set, label_ids
 from .model import build_model, init_head_bias, load_tokenizer, merge
 from .recipe import Recipe, RecipeError
-from .split import split_by_domain
+from .quality import published, tuning_set, validation_views
+from .split import split_rows
 from .taxonomy_examples import taxonomy_rows
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,12 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
     started = time.time()
 
     taxonomy = Taxonomy.load(taxonomy_path)
-    rows = [row for path in data_paths for row in read_rows(path)]
-    labels = build_label_set(rows, taxonomy)
-    examples = to_examples(rows, labels, taxonomy)
-    strata = [next((labels.labels[j].id for j in np.flatnonzero(t)), "safe") for t in examples.targets]
-    train_idx, val_idx = split_by_domain([r.url for r in rows], strata, recipe.val_fraction, recipe.seed)
-    train_set, val_set = examples.subset(train_idx), examples.subset(val_idx)
-    if recipe.taxonomy_examples:
-        train_set = train_set + to_examples(taxonomy_rows(taxonomy, recipe.seed), labels, taxonomy)
+    split = load_split(recipe, data_paths, taxonomy)
+    labels, train_set, val_set = split.labels, split.train, tuning_set(split.views)
     if accelerator.is_main_process:
-        log.info("%d rows → %d train (incl. taxonomy examples) / %d validation (split by registrable domain), "
-                 "%d labels", len(rows), len(train_set), len(val_set), len(labels))
+        log.info("%d rows → %d train (incl. taxonomy examples) / %d validation (pages split by registrable "
+                 "domain, bare domains given bidder paths; titles split by item), %d labels",
+                 split.rows, len(train_set), len(val_set), len(labels))
 
     knowledge = None
     if recipe.context_fraction > 0:
@@ -128,12 +124,41 @@ def train(recipe: Recipe, data_paths: list[Path], taxonomy_path: Path, out_dir: 
         score_texts = _text_scorer(unwrapped, tokenizer, accelerator.device)
         _write_run(out_dir, recipe, labels, hf_tokenizer, train_set, val_set, val_logits, score_texts,
                    {"optimizer_steps": total_steps, "best_step": best["step"] if best else total_steps,
-                    "train_seconds": round(time.time() - started, 1)}, probes_path, knowledge)
+                    "train_seconds": round(time.time() - started, 1)}, probes_path, knowledge, split.views, taxonomy)
         merged = merge(unwrapped)
         merged.config.pad_token_id = hf_tokenizer.pad_token_id
         merged.save_pretrained(merged_dir, safe_serialization=True)
     accelerator.wait_for_everyone()
     return out_dir
+
+
+@dataclass
+class Split:
+    rows: int
+    labels: LabelSet
+    train: Examples
+    views: dict  # validation views (quality.validation_views)
+
+
+def load_split(recipe: Recipe, data_paths: list[Path], taxonomy: Taxonomy, labels: LabelSet | None = None) -> Split:
+    """Rows read and filtered by the recipe, labels resolved, split (pages by registrable domain,
+    title-only rows by item), title-only rows published on generic hosts, and the validation views.
+    Deterministic for a recipe and data, so a finished run can be measured again on the same rows."""
+    rows = [row for path in data_paths for row in read_rows(path)
+            if not row.source.startswith(tuple(recipe.exclude_sources))]
+    labels = labels or build_label_set(rows, taxonomy)
+    examples = to_examples(rows, labels, taxonomy)
+    strata = [next((labels.labels[j].id for j in np.flatnonzero(t)), "safe") for t in examples.targets]
+    title_only = [not r.url for r in rows]
+    train_idx, val_idx = split_rows([r.url for r in rows], strata, recipe.val_fraction, recipe.seed)
+    rows = published(rows, recipe.seed)
+    examples = to_examples(rows, labels, taxonomy)
+    train_set = examples.subset(train_idx)
+    if recipe.taxonomy_examples:  # custom labels the data does not have get no examples either
+        written = [r for r in taxonomy_rows(taxonomy, recipe.seed)
+                   if all(i in labels.index for i in label_ids(r, taxonomy))]
+        train_set = train_set + to_examples(written, labels, taxonomy)
+    return Split(len(rows), labels, train_set, validation_views(rows, title_only, examples, val_idx, recipe.seed))
 
 
 def _knowledge(accelerator, recipe: Recipe, labels: LabelSet, train_set: Examples, out_dir: Path) -> dict:
@@ -242,12 +267,12 @@ def _text_scorer(model, tokenizer: BatchTokenizer, device, batch_size: int = 64)
 
 def _write_run(out_dir: Path, recipe: Recipe, labels: LabelSet, hf_tokenizer, train_set: Examples,
                val_set: Examples, val_logits: np.ndarray, score_texts, facts: dict, probes_path: Path | None,
-               knowledge: dict | None = None) -> None:
+               knowledge: dict | None = None, views: dict | None = None, taxonomy: Taxonomy | None = None) -> None:
     temperature = calibrate.fit_temperature(val_logits, val_set.targets)
     probs = calibrate.calibrated(val_logits, temperature)
     thresholds = choose_thresholds(probs, val_set.targets, min_precision=recipe.threshold_min_precision)
     full = report.build(recipe, labels, train_set, val_set, probs, thresholds, temperature, val_logits,
-                        score_texts, facts, probes_path)
+                        score_texts, facts, probes_path, views, taxonomy)
     if knowledge is not None:
         full["context"] = report.context_check(knowledge["retriever"], recipe.context_top_k, val_set,
                                                knowledge["citation_examples"], labels, score_texts, temperature,

@@ -13,7 +13,6 @@ from brandsafe.labels import LabelSet
 
 from . import calibrate
 from .augment import has_path, neutral_path, strip_path
-from .baseline import Baseline
 from .dataset import Examples
 from .evaluate import choose_thresholds, evaluate
 from .probes import load_probes, probe_results
@@ -27,6 +26,10 @@ def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Exampl
           thresholds: np.ndarray, temperature: float, val_logits: np.ndarray, score_texts, facts: dict,
           probes_path: Path | None) -> dict:
     model_metrics = evaluate(probs, val_set.targets, labels, thresholds)
+
+    # Imported here: scikit-learn is the report's, not the training loop's (loadtest/gpu_check.py runs
+    # the loop on a machine that has no scikit-learn).
+    from .baseline import Baseline
 
     started = time.time()
     baseline = Baseline(recipe.seed).fit(train_set)

@@ -18,8 +18,8 @@ text and a bundle around them, then
    checkpointing, batch 32 x 96 tokens) through training/train.py's own loop: peak memory, step
    time, tokens/s.
 
-Writes gpu_check.json and gpu_check.md to OUT. `--parts` runs a subset (e.g. `train` alone in a
-second command).
+Writes gpu_check.json, gpu_check.md and serve.log to OUT. `--parts` runs a subset (e.g. `train`
+alone in a second command).
 """
 from __future__ import annotations
 
@@ -27,18 +27,17 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
 from . import gpu_bench, openloop, roofline
+from .compare import ServerProcess
 
 PARTS = ("latency", "ladder", "serve", "train")
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ber", "con", "dor", "fin", "gal", "hor", "jun",
@@ -166,41 +165,12 @@ def in_process(checkpoint: Path, config: dict, pad_token_id: int, args, record: 
         import torch
 
         record["inference_peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        # A shape whose capture failed runs eagerly (torch_backend.py): say so, its latency is not a graph's.
+        failed = sorted(str(shape) for shape, entry in backend._graphs.items() if entry[0] is None)
+        record["cuda_graphs"] = {"captured": len(backend._graphs) - len(failed), "failed": failed}
+        if failed:
+            record["notes"].append(f"CUDA graph capture failed for {failed}: those shapes ran eagerly")
     backend.finalize()
-
-
-class Served:
-    """`brandsafe serve --backend torch` in its own process, as deployed (cache off)."""
-
-    def __init__(self, bundle: Path, policies: Path, checkpoint: Path, threads: int, log_path: Path):
-        argv = [sys.executable, "-m", "brandsafe", "serve", "--bundle", str(bundle), "--policies", str(policies),
-                "--backend", "torch", "--torch-model", str(checkpoint), "--port", "0", "--cache-entries", "0",
-                "--max-batch", "32", "--threads", str(threads)]
-        self.argv = argv
-        self.log_path = log_path
-        self.log = log_path.open("w+")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 420  # loading 8 GB and capturing every warmed shape's CUDA graph
-        while time.monotonic() < deadline:
-            match = re.search(r"serving \S+ on [\d.]+:(\d+)", log_path.read_text())
-            if match:
-                self.target = f"127.0.0.1:{match.group(1)}"
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"server did not come up:\n{log_path.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def served(checkpoint: Path, pad_token_id: int, workdir: Path, out: Path, args, record: dict) -> None:
@@ -211,12 +181,16 @@ def served(checkpoint: Path, pad_token_id: int, workdir: Path, out: Path, args, 
     # Rungs around the in-process ceiling (the served rate cannot exceed it), or the full batch's rate.
     ceiling = record.get("in_process", {}).get("max_rate_rps") or 32 / (record["latency"][32]["p50_ms"] / 1e3)
     rates = sorted({max(1.0, round(ceiling * f, 1)) for f in (0.1, 0.25, 0.5, 0.75, 1.0)})
+    argv = [sys.executable, "-m", "brandsafe", "serve", "--bundle", str(bundle), "--policies", str(policies),
+            "--backend", "torch", "--torch-model", str(checkpoint), "--port", "0", "--cache-entries", "0",
+            "--max-batch", "32", "--threads", str(args.threads)]
     started = time.perf_counter()
-    server = Served(bundle, policies, checkpoint, args.threads, out / "serve.log")
-    record["serve"] = {"argv": server.argv[1:], "start_s": time.perf_counter() - started}
+    # Up to 7 minutes: loading 8 GB and capturing every warmed shape's CUDA graph.
+    server = ServerProcess("serve", argv, out, ready_timeout_s=420)
+    record["serve"] = {"argv": argv[1:], "start_s": time.perf_counter() - started}
     try:
         ladder = openloop.run_async(openloop.measure(
-            server.target, payloads, server_pid=server.proc.pid, check=openloop.classify_check, rates=rates,
+            server.target, payloads, server_pid=server.pid, check=openloop.classify_check, rates=rates,
             step_seconds=args.step_seconds, budget_ms=args.budget_ms, warmup_seconds=min(2.0, args.step_seconds),
             refine=1))
     finally:
@@ -317,6 +291,10 @@ def markdown(record: dict) -> str:
                   "|---|---|---|---|"]
         lines += [f"| {size} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {v['rows_per_s']:.0f} |"
                   for size, v in record["latency"].items()]
+        if "cuda_graphs" in record:
+            graphs = record["cuda_graphs"]
+            lines += ["", f"- CUDA graphs: {graphs['captured']} shapes captured, failed: {graphs['failed'] or 'none'}; "
+                          f"peak GPU memory {record['inference_peak_gpu_memory_gib']:.1f} GiB"]
     budget = record["budget_ms"]
     if "in_process" in record or "serve" in record:
         lines += ["", f"## Max rate at p99 <= {budget:g} ms", ""]
@@ -339,7 +317,8 @@ def markdown(record: dict) -> str:
         lines += ["", f"## Training: recipe {t['recipe']}", "",
                   f"- {t['steps']} LoRA steps (r={t['lora_r']}), batch {t['batch']} x {t['tokens']} tokens, "
                   f"{t['dtype']} weights, {t['mixed_precision']} compute, gradient checkpointing "
-                  f"{'on' if t['gradient_checkpointing'] else 'off'}, {t['trainable_parameters']:,} trainable parameters",
+                  f"{'on' if t['gradient_checkpointing'] else 'off'}, "
+                  f"{t['trainable_parameters']:,} trainable parameters",
                   f"- median step {t['median_step_s']:.3f} s ({t['tokens_per_s']:.0f} tokens/s); {memory}"]
     return "\n".join(lines) + "\n"
 
@@ -360,6 +339,8 @@ def main(argv=None) -> dict:
     parts = set(args.parts.split(","))
     if not parts <= set(PARTS):
         parser.error(f"--parts: unknown {sorted(parts - set(PARTS))}; choose from {PARTS}")
+    if "serve" in parts:
+        parts.add("latency")  # the served ladder's rungs are set from the measured batch latency
 
     import torch
     import transformers
@@ -367,7 +348,8 @@ def main(argv=None) -> dict:
     cuda = torch.cuda.is_available()
     if args.dry_run:
         args.iters, args.step_seconds = min(args.iters, 10), min(args.step_seconds, 0.4)
-        args.requests, args.train_steps, args.threads = min(args.requests, 2000), min(args.train_steps, 3), args.threads or 1
+        args.requests, args.train_steps = min(args.requests, 2000), min(args.train_steps, 3)
+        args.threads = args.threads or 1
     elif not cuda:
         parser.error("no CUDA device: use --dry-run for the CPU rehearsal")
     config = roofline.QWEN3_TINY if args.dry_run else roofline.QWEN3_4B
@@ -394,19 +376,39 @@ def main(argv=None) -> dict:
              ("train", lambda: train_steps(checkpoint, args, record))]
     for name, run in steps:
         if name in parts or (name == "latency" and "ladder" in parts):
-            if name == "serve" and "latency" not in record:
-                record["notes"].append("serve: without the latency part, its rungs come from no measurement; skipped")
-                continue
             begun = time.perf_counter()
-            run()
+            try:
+                run()
+            except Exception as exc:  # one failed part must not cost the GPU minutes' other numbers
+                traceback.print_exc()
+                record["notes"].append(f"{name} failed: {type(exc).__name__}: {exc}"[:2000])
             record[f"{name}_part_s"] = time.perf_counter() - begun
             _save(record, args.out)  # what is done survives a later part running out of time
     record["total_s"] = time.perf_counter() - started
     _save(record, args.out)
     print(markdown(record), flush=True)
-    if not record.get("parity", {}).get("passed", True):
-        raise SystemExit("gpu_check: the torch backend disagrees with transformers' forward (see parity above)")
+    gaps = missing(record)
+    if gaps:
+        raise SystemExit(f"gpu_check: incomplete: {'; '.join(gaps)}")
     return record
+
+
+def missing(record: dict) -> list[str]:
+    """What a run asked for and did not produce: a part that did not run, or a served ladder whose
+    every request failed (a server that answers nothing has no max rate to report)."""
+    gaps = []
+    parts = set(record["parts"])
+    if parts & {"latency", "ladder"} and not record.get("latency"):
+        gaps.append("latency")
+    if "ladder" in parts and not record.get("in_process", {}).get("ladder", {}).get("steps"):
+        gaps.append("in-process ladder")
+    if "serve" in parts and not sum(step["ok"] for step in record.get("serve", {}).get("ladder", {}).get("steps", [])):
+        gaps.append("served ladder (no request answered)")
+    if "train" in parts and not record.get("train", {}).get("steps"):
+        gaps.append("training steps")
+    if not record.get("parity", {}).get("passed", True):
+        gaps.append("parity: the torch backend disagrees with transformers' forward")
+    return gaps
 
 
 def _save(record: dict, out: Path) -> None:

@@ -237,7 +237,8 @@ def test_a_spinning_realtime_thread_is_demoted_by_the_guard():
     # As before, or, where raising a hard limit back is not permitted (no CAP_SYS_RESOURCE), the kill
     # limit alone: the 50-ms demotion limit is gone either way.
     unlimited = resource.RLIM_INFINITY
-    assert lines["after"] in (f"stop {unlimited} {unlimited}", f"stop {scheduling.KILL_AFTER_US} {scheduling.KILL_AFTER_US}")
+    kill = scheduling.KILL_AFTER_US
+    assert lines["after"] in (f"stop {unlimited} {unlimited}", f"stop {kill} {kill}")
 
 
 def test_a_served_realtime_server_is_guarded_and_demotes_on_sigxcpu(realtime_server):

@@ -9,7 +9,7 @@ the same ping-pong took ~11 us (p99 ~53 us).
 
 It is machine-wide, so it is the host's to set, not the server's: `brandsafe serve` holds none
 (a host that wants it uses its own tuning, e.g. tuned's latency-performance profile; README,
-Docker). The benchmarks hold it for a whole run, every peer alike (loadtest/paired.py,
+Operations). The benchmarks hold it for a whole run, every peer alike (loadtest/paired.py,
 wakeup_bench). The kernel keeps the request while /dev/cpu_dma_latency stays open, and drops it
 when the file is closed (or the process dies), so nothing is left behind. The cost is power: idle
 cores spin, and on a VM the host sees its vCPUs busy. Needs root (the device is 0600 root);

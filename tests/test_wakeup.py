@@ -56,7 +56,7 @@ def test_the_kernel_sees_the_request_until_it_is_released():
 
 
 def test_serve_has_no_cpu_wakeup_flag(capsys):
-    """The server holds no machine-wide request any more (a host sets its own; README, Docker)."""
+    """The server holds no machine-wide request any more (a host sets its own; README, Operations)."""
     from brandsafe.cli import _parser
 
     with pytest.raises(SystemExit) as exited:

@@ -1,6 +1,7 @@
 """Build hooks: the gRPC stubs are generated from proto/ at build/install time, never committed;
 the cache-hit path's C extension is compiled where a C compiler is (optional: without one the
 service runs its Python reference, service/answers.py's PyHitPath)."""
+import os
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -31,6 +32,8 @@ class BuildPyWithStubs(build_py):
 # Metadata generation (and editable installs) look for the package folder before build_py
 # runs, so generate once up front too; protoc is fast and the output is deterministic.
 generate_stubs()
-setup(cmdclass={"build_py": BuildPyWithStubs},
-      ext_modules=[Extension("brandsafe.service._hitpath", ["service/_hitpath.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+# BRANDSAFE_PURE=1: no C extension, so the wheel is py3-none-any and installs on any CPython 3.11+
+# (loadtest/gpu/fetch_wheels.sh builds the one carried to the GPU test machine, which runs 3.12).
+ext_modules = [] if os.environ.get("BRANDSAFE_PURE") == "1" else [
+    Extension("brandsafe.service._hitpath", ["service/_hitpath.c"], optional=True, extra_compile_args=["-O2"])]
+setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=ext_modules)

@@ -158,14 +158,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--torch-model", type=Path, default=None,
                    help="merged Hugging Face checkpoint for --backend torch (runs/<recipe>/merged)")
     p.add_argument("--grace-seconds", type=float, default=5.0, help="SIGTERM: drain in-flight calls this long")
-    p.add_argument("--scheduling", choices=("realtime", "normal"), default="realtime",
-                   help="realtime: the event loop, gRPC's threads and the inference workers at the lowest "
-                        "real-time priority (no time slicing between them), when the OS permits it "
-                        "(CAP_SYS_NICE or RLIMIT_RTPRIO >= 1); otherwise normal, logged (default: %(default)s)")
-    p.add_argument("--cpu-wakeup", choices=("fast", "normal"), default="fast",
-                   help="fast: while serving, hold a CPU-latency request of 0 us (/dev/cpu_dma_latency), so idle "
-                        "cores poll instead of halting and a woken serving thread runs within ~10 us, not ~100 us; "
-                        "machine-wide, costs idle power, needs root; otherwise normal, logged (default: %(default)s)")
+    p.add_argument("--scheduling", choices=("realtime", "normal"), default="normal",
+                   help="realtime, for dedicated hosts: the event loop, gRPC's threads and the inference workers "
+                        "at the lowest real-time priority (no time slicing between them), when the OS permits it "
+                        "(CAP_SYS_NICE or RLIMIT_RTPRIO >= 1), and back to normal, logged, if one runs 0.5 s "
+                        "without blocking (default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=1024,
                    help="requests allowed to wait for a batch; beyond it RESOURCE_EXHAUSTED at once (default: %(default)s)")
     p.add_argument("--cache-entries", type=int, default=200_000,
@@ -230,7 +227,7 @@ def _server_config(args):
                           grace_seconds=args.grace_seconds, metrics_port=args.metrics_port, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,
                           watch_seconds=args.watch_seconds, max_queue=args.max_queue,
-                          realtime_serving=args.scheduling == "realtime", fast_cpu_wakeup=args.cpu_wakeup == "fast",
+                          realtime_serving=args.scheduling == "realtime",
                           cache_entries=args.cache_entries, cache_ttl_seconds=args.cache_ttl, redis_url=args.redis_url,
                           redis_timeout_ms=args.redis_timeout_ms, index=args.index,
                           retrieval_top_k=args.retrieval_top_k, retrieval_budget_ms=args.retrieval_budget_ms,

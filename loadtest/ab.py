@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     try:
         for name, flags in args.arm:
             argv_ = [sys.executable, "-m", "brandsafe", "-q", "serve", "--bundle", str(args.bundle), "--port", "0",
-                     "--cache-entries", "0", *paired.SERVED_WAKEUP, *flags]  # an arm's own flags come later and win
+                     "--cache-entries", "0", *paired.SERVED, *flags]  # an arm's own flags come later and win
             servers[name] = ServerProcess(name, argv_, work)
             print(f"({name}: {shlex.join(flags) or 'defaults'}; log {servers[name].log})", flush=True)
         ladders = openloop.run_async(measure(servers, payloads, requests_file, args))

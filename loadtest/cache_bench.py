@@ -191,7 +191,7 @@ def main(argv=None) -> None:
 
     service = ServerProcess("service", [sys.executable, "-m", "brandsafe", "-q", "serve", "--bundle", str(args.bundle),
                                         "--threads", str(args.threads), "--port", "0", "--metrics-port", "0",
-                                        *paired.SERVED_WAKEUP], work)
+                                        *paired.SERVED], work)
     echo = None
     try:
         metrics_port = re.search(r"metrics on :(\d+)", service.log.read_text()).group(1)

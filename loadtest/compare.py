@@ -102,12 +102,12 @@ def server_argv(peer: str, args, work: Path) -> list[str]:
     if peer == "service":
         # The verdict cache is off: every request reaches the model, as it does for every peer.
         return [sys.executable, "-m", "brandsafe", "-q", "serve", *common, *batching, "--port", "0",
-                "--cache-entries", "0", *paired.SERVED_WAKEUP]
+                "--cache-entries", "0", *paired.SERVED]
     if peer == "service+cache":
         # As deployed: the replay's repetition makes most requests cache hits. Not a like-for-like
         # peer (the others score every request), so it is reported but not in the ratios.
         return [sys.executable, "-m", "brandsafe", "-q", "serve", *common, *batching, "--port", "0",
-                *paired.SERVED_WAKEUP]
+                *paired.SERVED]
     if peer == "echo":
         return [sys.executable, "-m", "brandsafe.loadtest.peers.echo_server", "--response-file",
                 str(work / ECHO_RESPONSE), "--port", "0"]

@@ -37,16 +37,19 @@ NUM_LABELS = 40  # about the bundle's label count (IAB tier-1 + GARM + custom)
 PAD_TOKEN_ID = 151_643  # Qwen3's <|endoftext|>, the recipe's pad token
 
 
-def build_checkpoint(out_dir: Path, config: dict, layers: int | None = None) -> Path:
-    """A random-weights Qwen3ForSequenceClassification, saved in bf16 like a merged run."""
+def build_checkpoint(out_dir: Path, config: dict, layers: int | None = None, pad_token_id: int | None = None,
+                     device: str = "cpu") -> Path:
+    """A random-weights Qwen3ForSequenceClassification, saved in bf16 like a merged run. `device`:
+    where the weights are drawn (on a GPU, 4B of them take a second instead of a minute)."""
     import torch
     from transformers import Qwen3Config, Qwen3ForSequenceClassification
 
+    pad = min(PAD_TOKEN_ID, config["vocab_size"] - 1) if pad_token_id is None else pad_token_id
     cfg = Qwen3Config(**{**config, **({"num_hidden_layers": layers} if layers else {})}, num_labels=NUM_LABELS,
-                      pad_token_id=min(PAD_TOKEN_ID, config["vocab_size"] - 1), problem_type="multi_label_classification")
+                      pad_token_id=pad, problem_type="multi_label_classification")
     with torch.device("meta"):  # allocate once, in bf16, instead of initialising 4B fp32 weights
         model = Qwen3ForSequenceClassification(cfg).to(torch.bfloat16)
-    model.to_empty(device="cpu")
+    model.to_empty(device=device)
     with torch.no_grad():
         for name, param in model.named_parameters():
             param.fill_(1.0) if "norm" in name else param.normal_(0.0, 0.02)

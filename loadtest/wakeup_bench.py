@@ -7,8 +7,8 @@ falls on both alike:
 
     python -m brandsafe.loadtest.wakeup_bench --pings 2000 --gap-us 2000 --rounds 6
 
-"fast" holds a PM QoS CPU-latency request of 0 us while its blocks run (service/wakeup.py, what
-`brandsafe serve --cpu-wakeup fast` holds); "normal" holds none. Needs root for "fast"; without it
+"fast" holds a PM QoS CPU-latency request of 0 us while its blocks run (service/wakeup.py, what a
+benchmark run holds with --cpu-wakeup fast); "normal" holds none. Needs root for "fast"; without it
 the run says so and stops.
 """
 from __future__ import annotations

@@ -16,14 +16,29 @@ take the class when they start (`as_serving_work`, the workers' initializer). Bu
 other background work runs at normal priority (`as_normal_work`), so a reload never competes with
 requests. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1; without either, nothing changes
 and `raise_serving_threads` says why.
+
+Opt-in (`brandsafe serve --scheduling realtime`), for hosts that run nothing else that matters: a
+real-time thread that stops blocking takes its core from every normal process (sshd, the kubelet)
+but for the 5% the kernel keeps. `serve_realtime` raises the threads under a guard: RLIMIT_RTTIME
+makes the kernel signal the process (SIGXCPU) once any of its real-time threads has run RUN_LIMIT_US
+without blocking, and the handler puts every thread of the process back to normal scheduling, logged.
+The handler runs on the event loop's thread (Python runs signal handlers on the main thread; the
+loop's wake-up fd wakes it). Should every core be held by spinning serving threads, that thread
+could not run either; then the hard limit, KILL_AFTER_US, ends the process (SIGKILL), for its
+supervisor to restart, rather than leave the host starved.
 """
 from __future__ import annotations
 
+import logging
 import os
+import resource
+import signal
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SERVING_PRIORITY = 1  # the lowest SCHED_FIFO priority: above every normal thread, below any other RT work
 # Thread names gRPC core (1.6x-1.8x, EventEngine) gives the threads that poll sockets and run timers,
@@ -32,7 +47,16 @@ SERVING_THREAD_PREFIXES = ("event_engine", "grpc_", "lifeguard", "inference-")
 # grpc.aio's poller is a Python thread; Python names it after its target.
 GRPC_PYTHON_THREAD_TARGETS = ("_poll_wrapper",)
 
+# The guard's limit: a serving thread blocks between batches, and a batch here takes milliseconds
+# (tens at batch 32 on CPU), so half a second of real-time CPU without blocking means a thread that
+# no longer yields, or a saturation that never lets the loop idle; either way the host's other
+# processes now need the core more.
+RUN_LIMIT_US = 500_000
+KILL_AFTER_US = 5_000_000  # the last resort, when the demotion itself cannot run (module docstring)
+
 _serving_realtime = False  # whether this process's serving threads were raised
+_guard: tuple[tuple[int, int], object] | None = None  # RLIMIT_RTTIME and SIGXCPU handler before the guard
+demoted = ""  # why the guard put every thread back to normal scheduling, once it has
 
 
 @dataclass(frozen=True)
@@ -86,12 +110,80 @@ def raise_serving_threads(thread_names: dict[int, str] | None = None,
     return Outcome(True, tuple(raised))
 
 
+def serve_realtime(run_limit_us: int = RUN_LIMIT_US) -> Outcome:
+    """`raise_serving_threads` under the guard (the module's docstring). The signal handler runs on
+    the main thread, so this must be called there: the event loop of `brandsafe serve`."""
+    if not supported():
+        return Outcome(False, reason="not Linux")
+    if threading.current_thread() is not threading.main_thread():
+        return Outcome(False, reason="its guard's SIGXCPU handler needs the main thread")
+    _install_guard(run_limit_us)
+    outcome = raise_serving_threads()
+    if not outcome.realtime:
+        _remove_guard()
+    return outcome
+
+
+def demote(reason: str) -> int:
+    """Every thread of this process back to normal scheduling, and new inference threads normal
+    too; the number of threads demoted."""
+    global _serving_realtime, demoted
+    _serving_realtime = False
+    demoted = reason
+    count = 0
+    for tid in _threads_of_this_process():
+        try:
+            if os.sched_getscheduler(tid) != os.SCHED_OTHER:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                count += 1
+        except (ProcessLookupError, PermissionError):  # the thread ended meanwhile
+            continue
+    log.warning("scheduling: %s; %d thread(s) back to normal scheduling", reason, count)
+    return count
+
+
+def _install_guard(run_limit_us: int) -> None:
+    global _guard
+    if _guard is not None:
+        return
+    previous_limit = resource.getrlimit(resource.RLIMIT_RTTIME)
+    hard = KILL_AFTER_US if previous_limit[1] == resource.RLIM_INFINITY else min(KILL_AFTER_US, previous_limit[1])
+    soft = min(run_limit_us, hard)
+
+    def on_sigxcpu(signum, frame) -> None:
+        demote(f"a real-time thread ran {soft / 1000:g} ms without blocking (RLIMIT_RTTIME)")
+
+    # The handler first: SIGXCPU's default action ends the process.
+    previous_handler = signal.signal(signal.SIGXCPU, on_sigxcpu)
+    resource.setrlimit(resource.RLIMIT_RTTIME, (soft, hard))
+    _guard = (previous_limit, previous_handler)
+
+
+def _remove_guard() -> None:
+    global _guard
+    if _guard is None:
+        return
+    previous_limit, previous_handler = _guard
+    # The limit first, then the handler: the kernel raises the soft limit by a second each time it
+    # signals, so the previous one is set back, not left raised. Raising the hard limit back needs
+    # CAP_SYS_RESOURCE; without it the process keeps KILL_AFTER_US, which only real-time threads meet.
+    try:
+        resource.setrlimit(resource.RLIMIT_RTTIME, previous_limit)
+    except (ValueError, PermissionError):
+        hard = resource.getrlimit(resource.RLIMIT_RTTIME)[1]
+        resource.setrlimit(resource.RLIMIT_RTTIME, (hard, hard))
+    signal.signal(signal.SIGXCPU, previous_handler)
+    _guard = None
+
+
 def lower_calling_thread() -> None:
-    """Undo `raise_serving_threads` for the calling thread: a server stopped inside a process that
-    goes on (tests, notebooks) leaves that process's thread as it found it."""
+    """Undo `serve_realtime` (or `raise_serving_threads`) for the calling thread: a server stopped
+    inside a process that goes on (tests, notebooks) leaves that process's thread, its
+    RLIMIT_RTTIME and its SIGXCPU handler as it found them."""
     global _serving_realtime
     _serving_realtime = False
     as_normal_work()
+    _remove_guard()
 
 
 def as_serving_work() -> None:

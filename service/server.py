@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
-from . import heap, scheduling, wakeup
+from . import heap, scheduling
 from .answers import HIT_PATH_LANGUAGE
 from .batcher import MicroBatcher
 from .cache import LocalTier, RedisTier, VerdictCache
@@ -73,13 +73,9 @@ class ServerConfig:
     follow_seconds: float = 5.0
     registry_model: str = "brandsafe"
     registry_cache: Path = Path(".brandsafe-releases")  # downloaded releases
-    # Serving threads (event loop, gRPC's, inference) at real-time priority (scheduling.py);
-    # `brandsafe serve` turns it on. Off here: a process that embeds the server (tests, notebooks)
-    # keeps its own thread's scheduling.
+    # Serving threads (event loop, gRPC's, inference) at real-time priority, guarded (scheduling.py):
+    # opt-in for dedicated hosts (`brandsafe serve --scheduling realtime`).
     realtime_serving: bool = False
-    # Idle cores poll instead of halting while the server runs (wakeup.py); `brandsafe serve` turns
-    # it on. Off here for the same reason, and because it is machine-wide.
-    fast_cpu_wakeup: bool = False
 
 
 class RunningServer:
@@ -93,7 +89,6 @@ class RunningServer:
         self.metrics_port = metrics_port
         self.background: list[asyncio.Task] = []
         self.scheduling = scheduling.Outcome(False, reason="not requested")
-        self.cpu_wakeup = wakeup.CpuWakeup()
 
     @property
     def model(self) -> LoadedBundle:
@@ -111,7 +106,6 @@ class RunningServer:
         if self.service.cache is not None and self.service.cache.redis is not None:
             await self.service.cache.redis.close()
         self.service.close()
-        self.cpu_wakeup.release()
         if self.scheduling.realtime:
             scheduling.lower_calling_thread()
 
@@ -261,10 +255,8 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, service, swapper, health_servicer, config.grace_seconds, metrics_port)
     if config.realtime_serving:
-        running.scheduling = scheduling.raise_serving_threads()
+        running.scheduling = scheduling.serve_realtime()
         log.info("scheduling: %s", running.scheduling.describe())
-    if config.fast_cpu_wakeup:
-        log.info("cpu wake-up: %s", running.cpu_wakeup.hold().describe())
     if service.cache is not None:
         log.info("cache-hit path: %s", HIT_PATH_LANGUAGE)
     if config.watch_seconds > 0:

@@ -1,4 +1,4 @@
-"""Idle cores kept ready while serving: a PM QoS CPU-latency request, where the OS allows it.
+"""Idle cores kept ready for a benchmark run: a PM QoS CPU-latency request, where the OS allows it.
 
 An idle core here halts, and waking it goes through the hypervisor: a process woken on an idle
 core ran ~90 us later at the median and ~280 us at p99 (a ping-pong between two processes with
@@ -7,11 +7,13 @@ the event loop, an inference worker), and between requests the cores are idle, s
 pay that. While a CPU-latency request of 0 us is held, idle cores poll instead of halting, and
 the same ping-pong took ~11 us (p99 ~53 us).
 
-The kernel keeps the request while /dev/cpu_dma_latency stays open, and drops it when the file is
-closed (or the process dies), so nothing is left behind. It is machine-wide. The cost is power:
-idle cores spin, and on a VM the host sees its vCPUs busy. Runnable threads lose nothing, since a
-polling core takes the next ready thread at once. Needs root (the device is 0600 root); without
-it nothing changes and `hold` says why.
+It is machine-wide, so it is the host's to set, not the server's: `brandsafe serve` holds none
+(a host that wants it uses its own tuning, e.g. tuned's latency-performance profile; README,
+Operations). The benchmarks hold it for a whole run, every peer alike (loadtest/paired.py,
+wakeup_bench). The kernel keeps the request while /dev/cpu_dma_latency stays open, and drops it
+when the file is closed (or the process dies), so nothing is left behind. The cost is power: idle
+cores spin, and on a VM the host sees its vCPUs busy. Needs root (the device is 0600 root);
+without it nothing changes and `hold` says why.
 """
 from __future__ import annotations
 

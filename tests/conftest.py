@@ -119,15 +119,11 @@ def qwen3_bundle(tiny_qwen3_recipe, small_train_file, taxonomy_path, tmp_path_fa
 
 class ServerProcess:
     def __init__(self, bundle: Path, *extra: str):
-        # Normal scheduling unless a test asks: here the test's own client shares the cores with the
-        # server, and real-time serving threads under overload would starve it (in production
-        # clients are remote). tests/test_scheduling.py serves with --scheduling realtime.
-        # Idle cores as the OS sets them too, unless a test asks: holding them ready is machine-wide.
-        scheduling = () if "--scheduling" in extra else ("--scheduling", "normal")
-        wakeup = () if "--cpu-wakeup" in extra else ("--cpu-wakeup", "normal")
+        # Normal scheduling (the default) unless a test asks: tests/test_scheduling.py serves with
+        # --scheduling realtime.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "brandsafe", "serve", "--bundle", str(bundle), "--port", "0", "--threads", "1",
-             *scheduling, *wakeup, *extra],
+             *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
         self.log: list[str] = []
         deadline = time.time() + 120

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import resource
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -174,3 +176,83 @@ def test_served_threads_are_realtime_and_loading_is_not(realtime_server):
     # Python-named threads: the event loop and grpc.aio's poller raised; the bundle loaders not.
     assert classes["python"].count(os.SCHED_FIFO) == 2
     assert os.SCHED_OTHER in classes["python"]
+
+
+def test_serve_realtime_needs_the_main_thread_and_changes_nothing_elsewhere():
+    before = Path("/proc/self/limits").read_text()
+    outcome, policy = _run_in_thread(scheduling.serve_realtime)
+    assert not outcome.realtime and "main thread" in outcome.reason
+    assert policy == os.SCHED_OTHER and Path("/proc/self/limits").read_text() == before
+
+
+# A process raised under a 50-ms guard, as `brandsafe serve` is (on uvloop's loop, which sleeps in
+# epoll until woken), one of its serving threads then spinning: the kernel's SIGXCPU must put it
+# back to normal scheduling, and the guard must go when the server stops.
+_SPINNER = r"""
+import asyncio, os, resource, threading, time
+import uvloop
+from brandsafe.service import scheduling
+
+async def main():
+    outcome = scheduling.serve_realtime(run_limit_us=50_000)
+    print("raised", outcome.realtime, *resource.getrlimit(resource.RLIMIT_RTTIME), flush=True)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    seen = {}
+
+    def spin():
+        scheduling.as_serving_work()
+        seen["start"] = os.sched_getscheduler(0)
+        started = time.monotonic()
+        while os.sched_getscheduler(0) != os.SCHED_OTHER and time.monotonic() - started < 10:
+            pass  # never blocks
+        seen["spun_ms"] = (time.monotonic() - started) * 1000
+        seen["end"] = os.sched_getscheduler(0)
+        loop.call_soon_threadsafe(done.set_result, None)
+
+    threading.Thread(target=spin, name="inference-0").start()
+    await done  # the loop sleeps until the spinner ends
+    print("spinner", seen["start"] == os.SCHED_FIFO, seen["end"] == os.SCHED_OTHER, round(seen["spun_ms"]), flush=True)
+    print("demoted", scheduling.demoted, "| loop", os.sched_getscheduler(0) == os.SCHED_OTHER, flush=True)
+    scheduling.lower_calling_thread()
+    print("after stop", *resource.getrlimit(resource.RLIMIT_RTTIME), flush=True)
+
+uvloop.run(main())
+"""
+
+
+def test_a_spinning_realtime_thread_is_demoted_by_the_guard():
+    if not _realtime_permitted():
+        pytest.skip("SCHED_FIFO not permitted here: nothing to guard")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _SPINNER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert lines["raised"] == f"True 50000 {scheduling.KILL_AFTER_US}"
+    started_fifo, ended_normal, spun_ms = lines["spinner"].split()
+    assert started_fifo == ended_normal == "True"
+    assert 50 <= int(spun_ms) < 10_000  # the kernel's signal ended it, not the spinner's own 10-s cap
+    assert "ran 50 ms without blocking" in lines["demoted"] and lines["demoted"].endswith("| loop True")
+    # As before, or, where raising a hard limit back is not permitted (no CAP_SYS_RESOURCE), the kill
+    # limit alone: the 50-ms demotion limit is gone either way.
+    unlimited = resource.RLIM_INFINITY
+    kill = scheduling.KILL_AFTER_US
+    assert lines["after"] in (f"stop {unlimited} {unlimited}", f"stop {kill} {kill}")
+
+
+def test_a_served_realtime_server_is_guarded_and_demotes_on_sigxcpu(realtime_server):
+    pid = realtime_server.proc.pid
+    if "serving threads at SCHED_FIFO 1" not in realtime_server.output():
+        pytest.skip("SCHED_FIFO not permitted here: nothing to guard")
+    rttime = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines()
+                  if line.startswith("Max realtime timeout"))
+    assert rttime.split()[3:5] == [str(scheduling.RUN_LIMIT_US), str(scheduling.KILL_AFTER_US)]
+    os.kill(pid, signal.SIGXCPU)  # what the kernel sends once a real-time thread exceeds the limit
+    with grpc.insecure_channel(realtime_server.target) as channel:  # still serving, now at normal priority
+        answer = brandsafe_pb2_grpc.BrandSafetyStub(channel).Classify(
+            pb.ClassifyRequest(id="g", imp_id="1", site=pb.Site(page="https://scheduling.example/guard")),
+            timeout=10)
+    assert answer.bundle_id
+    assert all(set(policies) == {os.SCHED_OTHER} for policies in _classes(pid).values())
+    assert "back to normal scheduling" in realtime_server.output()

@@ -3,10 +3,11 @@ rate on safe rows at the operating point that catches 90 % of unsafe rows."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from brandsafe.labels import LabelSet
 
+# scikit-learn is imported in the metric functions that use it: train.py imports this module, and its
+# loop also runs where scikit-learn is not installed (loadtest/gpu_check.py on the GPU test machine).
 UNSAFE_RECALL_TARGET = 0.90
 
 
@@ -51,6 +52,8 @@ def false_block_rate_at_recall(scores: np.ndarray, unsafe: np.ndarray, recall: f
 
 def macro_f1(probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray) -> float:
     """Mean F1 over the categories that have validation positives."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     truth = targets > 0.5
     _, _, f1, support = precision_recall_fscore_support(truth, probs >= thresholds[None, :], average=None,
                                                         zero_division=0)
@@ -58,6 +61,8 @@ def macro_f1(probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray) -> 
 
 
 def evaluate(probs: np.ndarray, targets: np.ndarray, labels: LabelSet, thresholds: np.ndarray) -> dict:
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
     pred = probs >= thresholds[None, :]
     truth = targets > 0.5
     precision, recall, f1, support = precision_recall_fscore_support(truth, pred, average=None, zero_division=0)

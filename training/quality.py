@@ -25,8 +25,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
-
 from brandsafe.labels import LabelSet
 from brandsafe.service.policy import load_policies
 
@@ -202,6 +200,8 @@ def _by_group(pages: list[dict]) -> list[dict]:
 
 
 def _auroc(truth: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score  # the report's, not the training loop's (see report.py)
+
     return float(roc_auc_score(truth, scores)) if 0 < truth.sum() < len(truth) else float("nan")
 
 

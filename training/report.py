@@ -13,12 +13,10 @@ from brandsafe.labels import LabelSet
 
 from . import calibrate
 from . import quality
-from .baseline import Baseline
 from .dataset import Examples
-from .evaluate import choose_thresholds, evaluate
+from .evaluate import evaluate
 from .probes import load_probes, probe_results
 from .recipe import Recipe
-from .zeroshot import PrototypeScorer
 
 log = logging.getLogger(__name__)
 HEADLINE = ("macro_f1", "unsafe_auroc", "false_block_rate_at_90_recall")
@@ -31,6 +29,11 @@ def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Exampl
 
     def model_scores(texts):
         return calibrate.calibrated(score_texts(texts), temperature)
+
+    # Imported here: scikit-learn is the report's, not the training loop's (loadtest/gpu_check.py runs
+    # the loop on a machine that has no scikit-learn).
+    from .baseline import Baseline
+    from .zeroshot import PrototypeScorer
 
     started = time.time()
     baseline = Baseline(recipe.seed).fit(train_set)

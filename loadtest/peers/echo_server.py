@@ -1,8 +1,9 @@
 """A bare grpc.aio server on uvloop that answers Classify with fixed bytes: the floor any gRPC
 Python service pays per request (transport, HTTP/2, the event loop), with no parsing, no model,
 no cache. The cache benchmark compares the service's cache-hit path with it. It schedules its
-event loop and gRPC's threads as `brandsafe serve` does (real-time where permitted; --scheduling),
-so the comparison is between the two programs' code, not their priorities.
+event loop and gRPC's threads as the benchmarks' `brandsafe serve` processes do (real-time where
+permitted, guarded; paired.SERVED; --scheduling), so the comparison is between the two programs'
+code, not their priorities.
 
     python -m brandsafe.loadtest.peers.echo_server --response-file resp.bin --port 0
 
@@ -33,7 +34,7 @@ async def serve(response: bytes, host: str, port: int, realtime: bool = True) ->
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     if realtime:
-        print(f"echo: scheduling: {scheduling.raise_serving_threads().describe()}", flush=True)
+        print(f"echo: scheduling: {scheduling.serve_realtime().describe()}", flush=True)
     print(f"echo: serving echo on {host}:{bound} (fixed {len(response)}-byte responses)", flush=True)
     await server.wait_for_termination()
 

@@ -24,6 +24,10 @@ DEFAULT_TRAIN_DATA = DEFAULT_DATA_DIR / "brand-safety-urls.train.jsonl"
 DEFAULT_TAXONOMY = DEFAULT_DATA_DIR / "iab" / "content-taxonomy-3.1.tsv"
 DEFAULT_BUNDLE = Path("bundles/minilm-cpu")
 DEFAULT_RUN = Path("runs/minilm-cpu")
+# Modules of pyproject's extras, which the slim serving install (the base dependencies) leaves out.
+OPTIONAL_MODULES = {"torch": "train", "transformers": "train", "optimum": "train", "peft": "train",
+                    "accelerate": "train", "onnx": "train", "sklearn": "report", "matplotlib": "report",
+                    "mlflow": "release", "sqlalchemy": "release", "alembic": "release"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one readable line for known failures
         import grpc
 
+        if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] in OPTIONAL_MODULES:
+            extra = OPTIONAL_MODULES[exc.name.split(".")[0]]
+            print(f"brandsafe {args.command}: error: needs {exc.name}, which the serving install leaves out: "
+                  f"pip install 'brandsafe[{extra}]' (or brandsafe[full])", file=sys.stderr)
+            return 2
         if isinstance(exc, grpc.RpcError):
             print(rpc_error_line(exc, getattr(args, "target", "")), file=sys.stderr)
             return 1
@@ -167,10 +176,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
-    p.add_argument("--tls-ca", type=Path, default=None,
-                   help="PEM CA that signed the server's certificate: connect with TLS (default: plaintext)")
-    p.add_argument("--tls-server-name", default="",
-                   help="the name in the server's certificate, when it differs from --target's host")
+    # From the environment too, so a container's health check speaks TLS when its server does.
+    p.add_argument("--tls-ca", type=Path, default=_env_path("BRANDSAFE_TLS_CA"),
+                   help="PEM CA that signed the server's certificate: connect with TLS "
+                        "(default: $BRANDSAFE_TLS_CA; unset = plaintext)")
+    p.add_argument("--tls-server-name", default=os.environ.get("BRANDSAFE_TLS_SERVER_NAME", ""),
+                   help="the name in the server's certificate, when it differs from --target's host "
+                        "(default: $BRANDSAFE_TLS_SERVER_NAME)")
+    p.add_argument("--tls-client-cert", type=Path, default=_env_path("BRANDSAFE_TLS_CLIENT_CERT"),
+                   help="PEM client certificate, for a server that requires one (default: $BRANDSAFE_TLS_CLIENT_CERT)")
+    p.add_argument("--tls-client-key", type=Path, default=_env_path("BRANDSAFE_TLS_CLIENT_KEY"),
+                   help="PEM key of --tls-client-cert (default: $BRANDSAFE_TLS_CLIENT_KEY)")
+
+
+def _env_path(name: str) -> Path | None:
+    return Path(os.environ[name]) if os.environ.get(name) else None
+
+
+def _tls(args) -> dict:
+    return {"tls_ca": args.tls_ca, "tls_server_name": args.tls_server_name,
+            "client_cert": args.tls_client_cert, "client_key": args.tls_client_key}
 
 
 def _page_args(p: argparse.ArgumentParser, deadline_ms: int = 5000) -> None:
@@ -233,7 +258,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wait-us", type=int, default=2000,
                    help="longest a request waits for its batch to fill, in microseconds (default: %(default)s)")
     p.add_argument("--workers", type=_automatic_or_count, default=0,
-                   help="inference threads, each computing its own batch; 0 = one per core on CPU, one on a GPU")
+                   help="inference threads, each computing its own batch; 0 = one per CPU the process may use "
+                        "(affinity and cgroup CPU quota) on CPU, one on a GPU")
     p.add_argument("--threads", type=_automatic_or_count, default=0,
                    help="ONNX Runtime intra-op threads per worker, 0 = the cores shared among the workers")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
@@ -280,9 +306,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry-model", default="brandsafe", help="registered model name (default: %(default)s)")
     p.add_argument("--registry-cache", type=Path, default=Path(".brandsafe-releases"),
                    help="where downloaded releases are kept (default: %(default)s)")
-    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS instead of plaintext")
-    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
-    p.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mutual TLS)")
+    p.add_argument("--tls-cert", type=Path, default=_env_path("BRANDSAFE_TLS_CERT"),
+                   help="PEM certificate chain: serve TLS instead of plaintext (default: $BRANDSAFE_TLS_CERT)")
+    p.add_argument("--tls-key", type=Path, default=_env_path("BRANDSAFE_TLS_KEY"),
+                   help="PEM private key for --tls-cert (default: $BRANDSAFE_TLS_KEY)")
+    p.add_argument("--tls-client-ca", type=Path, default=_env_path("BRANDSAFE_TLS_CLIENT_CA"),
+                   help="PEM CA bundle: require client certificates (mutual TLS) (default: $BRANDSAFE_TLS_CLIENT_CA)")
     p.add_argument("--watch-seconds", type=float, default=0.0,
                    help="poll the bundle path this often and hot-swap when its manifest changes (0 = off)")
     p.add_argument("--admin-token", default=os.environ.get("BRANDSAFE_ADMIN_TOKEN", ""),
@@ -353,7 +382,7 @@ def _cmd_health(args) -> int:
 
     from brandsafe.client import channel
 
-    with channel(args.target, args.tls_ca, args.tls_server_name) as ch:
+    with channel(args.target, **_tls(args)) as ch:
         status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout).status
     print(f"{args.target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}")
     return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
@@ -364,7 +393,7 @@ def _cmd_classify(args) -> None:
 
     from brandsafe.client import brief, classify
 
-    response = classify(args.target, _page_request(args), args.deadline_ms / 1000, args.tls_ca, args.tls_server_name)
+    response = classify(args.target, _page_request(args), args.deadline_ms / 1000, **_tls(args))
     print(brief(response) if args.brief else json_format.MessageToJson(response, preserving_proto_field_name=True))
 
 
@@ -374,7 +403,7 @@ def _cmd_explain(args) -> None:
     from brandsafe.client import explain
     from brandsafe.explain_text import format_explanation
 
-    response = explain(args.target, _page_request(args), args.deadline_ms / 1000, args.tls_ca, args.tls_server_name)
+    response = explain(args.target, _page_request(args), args.deadline_ms / 1000, **_tls(args))
     print(json_format.MessageToJson(response, preserving_proto_field_name=True) if args.json
           else format_explanation(response, args.words))
 

@@ -25,25 +25,29 @@ def app_request(bundle: str, domain: str = "", title: str = "", keywords: str = 
     )
 
 
-def channel(target: str, tls_ca: Path | None = None, tls_server_name: str = "") -> grpc.Channel:
+def channel(target: str, tls_ca: Path | None = None, tls_server_name: str = "", client_cert: Path | None = None,
+            client_key: Path | None = None) -> grpc.Channel:
     """Plaintext, or TLS verified against `tls_ca` (a server whose certificate names another host,
-    e.g. a container checking itself on 127.0.0.1, passes that name as `tls_server_name`)."""
+    e.g. a container checking itself on 127.0.0.1, passes that name as `tls_server_name`), with a
+    client certificate for a server that requires one."""
     if tls_ca is None:
         return grpc.insecure_channel(target)
-    credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(tls_ca).read_bytes(),
+        private_key=Path(client_key).read_bytes() if client_key else None,
+        certificate_chain=Path(client_cert).read_bytes() if client_cert else None)
     options = [("grpc.ssl_target_name_override", tls_server_name)] if tls_server_name else []
     return grpc.secure_channel(target, credentials, options=options)
 
 
-def classify(target: str, request: pb.ClassifyRequest, timeout: float = 5.0, tls_ca: Path | None = None,
-             tls_server_name: str = "") -> pb.ClassifyResponse:
-    with channel(target, tls_ca, tls_server_name) as ch:
+def classify(target: str, request: pb.ClassifyRequest, timeout: float = 5.0, **tls) -> pb.ClassifyResponse:
+    """`tls`: channel()'s TLS arguments."""
+    with channel(target, **tls) as ch:
         return pb_grpc.BrandSafetyStub(ch).Classify(request, timeout=timeout)
 
 
-def explain(target: str, request: pb.ClassifyRequest, timeout: float = 30.0, tls_ca: Path | None = None,
-            tls_server_name: str = "") -> pb.ExplainResponse:
-    with channel(target, tls_ca, tls_server_name) as ch:
+def explain(target: str, request: pb.ClassifyRequest, timeout: float = 30.0, **tls) -> pb.ExplainResponse:
+    with channel(target, **tls) as ch:
         return pb_grpc.BrandSafetyStub(ch).Explain(request, timeout=timeout)
 
 

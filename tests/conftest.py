@@ -118,7 +118,7 @@ def qwen3_bundle(tiny_qwen3_recipe, small_train_file, taxonomy_path, tmp_path_fa
 
 
 class ServerProcess:
-    def __init__(self, bundle: Path, *extra: str):
+    def __init__(self, bundle: Path, *extra: str, env: dict | None = None):
         # Normal scheduling unless a test asks: here the test's own client shares the cores with the
         # server, and real-time serving threads under overload would starve it (in production
         # clients are remote). tests/test_scheduling.py serves with --scheduling realtime.
@@ -128,7 +128,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "brandsafe", "serve", "--bundle", str(bundle), "--port", "0", "--threads", "1",
              *scheduling, *wakeup, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
         self.log: list[str] = []
         deadline = time.time() + 120
         while time.time() < deadline:

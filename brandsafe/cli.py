@@ -5,6 +5,9 @@
     brandsafe export     ONNX export + int8/fp16 + parity check → a bundle folder
     brandsafe serve      serve a bundle over gRPC
     brandsafe classify   ask a running server about one page
+    brandsafe explain    ask a running server why: model text, thresholds, the words that drove each category
+    brandsafe score      score a JSONL/CSV list of pages in-process (optionally pre-warm the shared Redis cache)
+    brandsafe evaluate   what each brand profile blocks and misses on labelled data, with an HTML report
     brandsafe index      build the retrieval index from a knowledge-base file
     brandsafe release    register / evaluate / promote releases (bundle + index) in the MLflow registry
 """
@@ -24,6 +27,10 @@ DEFAULT_CONTENT_DATA = DEFAULT_DATA_DIR / "content" / "content-labelled.train.js
 DEFAULT_TAXONOMY = DEFAULT_DATA_DIR / "iab" / "content-taxonomy-3.1.tsv"
 DEFAULT_BUNDLE = Path("bundles/minilm-cpu")
 DEFAULT_RUN = Path("runs/minilm-cpu")
+# Modules of pyproject's extras, which the slim serving install (the base dependencies) leaves out.
+OPTIONAL_MODULES = {"torch": "train", "transformers": "train", "optimum": "train", "peft": "train",
+                    "accelerate": "train", "onnx": "train", "sklearn": "report", "matplotlib": "report",
+                    "mlflow": "release", "sqlalchemy": "release", "alembic": "release"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,22 +45,64 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line for known failures
+        import grpc
+
+        if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] in OPTIONAL_MODULES:
+            extra = OPTIONAL_MODULES[exc.name.split(".")[0]]
+            print(f"brandsafe {args.command}: error: needs {exc.name}, which the serving install leaves out: "
+                  f"pip install 'brandsafe[{extra}]' (or brandsafe[full])", file=sys.stderr)
+            return 2
+        if isinstance(exc, grpc.RpcError):
+            print(rpc_error_line(exc, getattr(args, "target", "")), file=sys.stderr)
+            return 1
         from brandsafe.bundle import BundleError
         from brandsafe.retrieval.knowledge import KnowledgeError
+        from brandsafe.scoring import ScoreInputError
         from brandsafe.training.data import DataError
         from brandsafe.training.recipe import RecipeError
-        if isinstance(exc, (DataError, RecipeError, BundleError, KnowledgeError)) or type(exc).__name__ in ("ParityError", "PolicyError"):
+        if isinstance(exc, (DataError, RecipeError, BundleError, KnowledgeError, ScoreInputError)) or type(exc).__name__ in ("ParityError", "PolicyError"):
             print(f"brandsafe {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
 
 
+def rpc_error_line(exc, target: str) -> str:
+    """A failed call as one line: the status code and what to do about it, never a traceback."""
+    code = exc.code() if callable(getattr(exc, "code", None)) else None
+    details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+    name = code.name if code is not None else "RPC"
+    if name == "UNAVAILABLE":
+        return f"error: UNAVAILABLE: cannot reach {target or 'the server'} \u2014 is the server running?"
+    if name == "DEADLINE_EXCEEDED":
+        return f"error: DEADLINE_EXCEEDED: {target or 'the server'} did not answer in time (raise --deadline-ms)"
+    if name == "UNIMPLEMENTED":
+        return f"error: UNIMPLEMENTED: {target or 'the server'} does not serve this call (an older server?)"
+    return f"error: {name}: {details}"
+
+
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """-q and --log-format, on the top-level parser (with defaults) and on every subcommand (without,
+    so `brandsafe classify URL -q` works and an option before the command is not reset after it)."""
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors",
+                        **({"default": False} if defaults else keep))
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        help="json: one structured object per line, for log pipelines (default: text)",
+                        **({"default": "text"} if defaults else keep))
+
+
+def _each_subcommand(parser: argparse.ArgumentParser):
+    for action in parser._actions:  # argparse has no public walk over subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield sub
+                yield from _each_subcommand(sub)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brandsafe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="json: one structured object per line, for log pipelines (default: %(default)s)")
+    _global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="train + export the default bundle if missing, then serve it",
@@ -91,34 +140,99 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     classify = sub.add_parser("classify", help="classify one page against a running server",
-                              description="Send one Classify call and print the response.")
-    classify.add_argument("url", help="the page URL (site.page)")
-    classify.add_argument("--title", default="", help="page or content title")
-    classify.add_argument("--keywords", default="", help="comma-separated keywords")
-    classify.add_argument("--policy", default="", help="brand profile id (default: the server's default)")
-    classify.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
+                              description="Send one Classify call and print the response (JSON), or one line "
+                                          "with --brief. Exit 1 with one line on stderr when the call fails.")
+    _page_args(classify)
+    classify.add_argument("--brief", action="store_true",
+                          help="one line: decision, what decided it (or the top category and score), the profile")
     classify.set_defaults(func=_cmd_classify)
+
+    explain = sub.add_parser("explain", help="why a page gets its verdict: model text, thresholds, driving words",
+                             description="Send one Explain call: the exact text the model read, the calibrated "
+                                         "scores, the profile's decision and thresholds, and for each top category "
+                                         "the words whose removal lowers its score most (occlusion, one batch).")
+    _page_args(explain, deadline_ms=30000)
+    explain.add_argument("--json", action="store_true", help="print the ExplainResponse as JSON")
+    explain.add_argument("--words", type=int, default=6, help="driving words shown per category (default: %(default)s)")
+    explain.set_defaults(func=_cmd_explain)
 
     health = sub.add_parser("health", help="exit 0 if a server reports SERVING (container health checks)",
                             description="Ask a server's grpc.health.v1 service; exit 0 when SERVING, 1 otherwise.")
-    health.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
+    _target_args(health)
     health.add_argument("--timeout", type=float, default=2.0, help="seconds (default: %(default)s)")
     health.set_defaults(func=_cmd_health)
 
+    from brandsafe.evaluate import add_evaluate_command
     from brandsafe.release.cli import add_release_commands
     from brandsafe.retrieval.cli import add_index_commands
+    from brandsafe.scoring import add_score_command
 
+    add_score_command(sub)
+    add_evaluate_command(sub)
     add_index_commands(sub)
 
     add_release_commands(sub)
+    for subcommand in _each_subcommand(parser):
+        _global_options(subcommand, defaults=False)
     return parser
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="127.0.0.1:50051", help="server address (default: %(default)s)")
+    # From the environment too, so a container's health check speaks TLS when its server does.
+    p.add_argument("--tls-ca", type=Path, default=_env_path("BRANDSAFE_TLS_CA"),
+                   help="PEM CA that signed the server's certificate: connect with TLS "
+                        "(default: $BRANDSAFE_TLS_CA; unset = plaintext)")
+    p.add_argument("--tls-server-name", default=os.environ.get("BRANDSAFE_TLS_SERVER_NAME", ""),
+                   help="the name in the server's certificate, when it differs from --target's host "
+                        "(default: $BRANDSAFE_TLS_SERVER_NAME)")
+    p.add_argument("--tls-client-cert", type=Path, default=_env_path("BRANDSAFE_TLS_CLIENT_CERT"),
+                   help="PEM client certificate, for a server that requires one (default: $BRANDSAFE_TLS_CLIENT_CERT)")
+    p.add_argument("--tls-client-key", type=Path, default=_env_path("BRANDSAFE_TLS_CLIENT_KEY"),
+                   help="PEM key of --tls-client-cert (default: $BRANDSAFE_TLS_CLIENT_KEY)")
+
+
+def _env_path(name: str) -> Path | None:
+    return Path(os.environ[name]) if os.environ.get(name) else None
+
+
+def _tls(args) -> dict:
+    return {"tls_ca": args.tls_ca, "tls_server_name": args.tls_server_name,
+            "client_cert": args.tls_client_cert, "client_key": args.tls_client_key}
+
+
+def _page_args(p: argparse.ArgumentParser, deadline_ms: int = 5000) -> None:
+    p.add_argument("url", nargs="?", default="", help="the page URL (site.page); with --app, the app's domain (optional)")
+    p.add_argument("--app", default="", metavar="BUNDLE",
+                   help="an app impression: its store id (app.bundle, e.g. com.example.game) instead of a site")
+    p.add_argument("--title", default="", help="page or content title")
+    p.add_argument("--keywords", default="", help="comma-separated keywords")
+    p.add_argument("--policy", default="", help="brand profile id (default: the server's default)")
+    p.add_argument("--tmax", type=int, default=0, metavar="MS",
+                   help="OpenRTB tmax: the request's time budget in ms, counted on the server (default: none)")
+    p.add_argument("--deadline-ms", type=int, default=deadline_ms,
+                   help="gRPC deadline for the call (default: %(default)s)")
+    _target_args(p)
+
+
+def _page_request(args):
+    from brandsafe.client import app_request, site_request
+
+    if args.tmax < 0 or args.deadline_ms <= 0:
+        raise SystemExit(f"brandsafe {args.command}: error: --tmax must be >= 0 and --deadline-ms > 0")
+    if args.app:
+        return app_request(args.app, args.url, args.title, args.keywords, args.policy, tmax=args.tmax)
+    if not args.url:
+        raise SystemExit(f"brandsafe {args.command}: error: give a page URL, or --app BUNDLE for an app")
+    return site_request(args.url, args.title, args.keywords, args.policy, tmax=args.tmax)
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="minilm-cpu", help="recipe name or .toml path (default: %(default)s)")
     p.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_TRAIN_DATA],
                    help=f"labelled data files, .jsonl or .csv (default: {DEFAULT_TRAIN_DATA})")
-    p.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY, help="IAB Content Taxonomy 3.1 TSV")
+    p.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY,
+                   help="IAB Content Taxonomy 3.1 TSV (default: %(default)s)")
     p.add_argument("--max-steps", type=int, default=None, help="cap optimizer steps (smoke runs)")
     p.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
     p.add_argument("--probes", type=Path, default=None,
@@ -139,14 +253,16 @@ def _automatic_or_count(text: str) -> int:
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    p.add_argument("--policies", type=Path, default=None, help="brand profiles TOML (default: the packaged one)")
+    p.add_argument("--policies", type=Path, default=None,
+                   help="brand profiles TOML (default: the packaged brandsafe/policies.toml)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
     p.add_argument("--port", type=int, default=50051, help="gRPC port, 0 = any free one (default: %(default)s)")
     p.add_argument("--max-batch", type=int, default=32, help="largest micro-batch (default: %(default)s)")
     p.add_argument("--max-wait-us", type=int, default=2000,
                    help="longest a request waits for its batch to fill, in microseconds (default: %(default)s)")
     p.add_argument("--workers", type=_automatic_or_count, default=0,
-                   help="inference threads, each computing its own batch; 0 = one per core on CPU, one on a GPU")
+                   help="inference threads, each computing its own batch; 0 = one per CPU the process may use "
+                        "(affinity and cgroup CPU quota) on CPU, one on a GPU")
     p.add_argument("--threads", type=_automatic_or_count, default=0,
                    help="ONNX Runtime intra-op threads per worker, 0 = the cores shared among the workers")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
@@ -190,9 +306,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry-model", default="brandsafe", help="registered model name (default: %(default)s)")
     p.add_argument("--registry-cache", type=Path, default=Path(".brandsafe-releases"),
                    help="where downloaded releases are kept (default: %(default)s)")
-    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS instead of plaintext")
-    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
-    p.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mutual TLS)")
+    p.add_argument("--tls-cert", type=Path, default=_env_path("BRANDSAFE_TLS_CERT"),
+                   help="PEM certificate chain: serve TLS instead of plaintext (default: $BRANDSAFE_TLS_CERT)")
+    p.add_argument("--tls-key", type=Path, default=_env_path("BRANDSAFE_TLS_KEY"),
+                   help="PEM private key for --tls-cert (default: $BRANDSAFE_TLS_KEY)")
+    p.add_argument("--tls-client-ca", type=Path, default=_env_path("BRANDSAFE_TLS_CLIENT_CA"),
+                   help="PEM CA bundle: require client certificates (mutual TLS) (default: $BRANDSAFE_TLS_CLIENT_CA)")
     p.add_argument("--watch-seconds", type=float, default=0.0,
                    help="poll the bundle path this often and hot-swap when its manifest changes (0 = off)")
     p.add_argument("--admin-token", default=os.environ.get("BRANDSAFE_ADMIN_TOKEN", ""),
@@ -259,16 +378,12 @@ def _cmd_up(args) -> None:
 
 
 def _cmd_health(args) -> int:
-    import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    try:
-        with grpc.insecure_channel(args.target) as channel:
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                               timeout=args.timeout).status
-    except grpc.RpcError as exc:
-        print(f"{args.target}: {exc.code().name}", file=sys.stderr)
-        return 1
+    from brandsafe.client import channel
+
+    with channel(args.target, **_tls(args)) as ch:
+        status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout).status
     print(f"{args.target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}")
     return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
 
@@ -276,10 +391,21 @@ def _cmd_health(args) -> int:
 def _cmd_classify(args) -> None:
     from google.protobuf import json_format
 
-    from brandsafe.client import classify, site_request
+    from brandsafe.client import brief, classify
 
-    response = classify(args.target, site_request(args.url, args.title, args.keywords, args.policy))
-    print(json_format.MessageToJson(response, preserving_proto_field_name=True))
+    response = classify(args.target, _page_request(args), args.deadline_ms / 1000, **_tls(args))
+    print(brief(response) if args.brief else json_format.MessageToJson(response, preserving_proto_field_name=True))
+
+
+def _cmd_explain(args) -> None:
+    from google.protobuf import json_format
+
+    from brandsafe.client import explain
+    from brandsafe.explain_text import format_explanation
+
+    response = explain(args.target, _page_request(args), args.deadline_ms / 1000, **_tls(args))
+    print(json_format.MessageToJson(response, preserving_proto_field_name=True) if args.json
+          else format_explanation(response, args.words))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .buckets import bucket_for, pad_rows
+from .cpus import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class OnnxRuntimeBackend:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.model_path = Path(model_path)
-        self.intra_op_threads = intra_op_threads or (os.cpu_count() or 1)
+        self.intra_op_threads = intra_op_threads or available_cpus()
         self.device = device
         self.session_config = {**SESSION_CONFIG, **(session_config or {})}  # overrides: for benchmarks
         self.io_binding = io_binding  # None: on for CUDA/TensorRT, off for CPU (session.run is cheaper there)

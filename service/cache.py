@@ -132,6 +132,11 @@ class CircuitBreaker:
         return self.opened_at is not None
 
 
+def encode_scores(scores: np.ndarray) -> bytes:
+    """A verdict as the Redis tier stores it (also what `brandsafe score --warm-redis` writes)."""
+    return orjson.dumps([round(float(s), 5) for s in scores])
+
+
 class RedisTier:
     def __init__(self, url: str, ttl_seconds: float, timeout_seconds: float = 0.005,
                  breaker: CircuitBreaker | None = None, metrics=None):
@@ -165,7 +170,7 @@ class RedisTier:
         """Fire and forget: the caller already has its answer."""
         if self.breaker.open and not self.breaker.allow():
             return
-        value = orjson.dumps([round(float(s), 5) for s in scores])
+        value = encode_scores(scores)
         task = asyncio.get_running_loop().create_task(self._put(key, value))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from .loopmetrics import LoopCounter, LoopHistogram
 
 # Latencies of interest sit between a few hundred microseconds and the auction window.
+_SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -18,10 +19,19 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY):
         self.registry = registry
         # Updated on every request, from the event loop only: the cheap kind (see loopmetrics).
-        self.requests = LoopCounter("brandsafe_requests_total", "Classify requests by gRPC status code",
-                                    ["method", "code"], registry=registry)
+        # Labels named as gRPC's own Prometheus interceptors name them (grpc_service, grpc_method,
+        # grpc_code), so stock dashboards and alert rules read them. ClassifyStream counts messages.
+        self.requests = LoopCounter("brandsafe_requests_total", "Requests by gRPC method and status code",
+                                    ["grpc_service", "grpc_method", "grpc_code"], registry=registry)
         self.latency = LoopHistogram("brandsafe_request_latency_seconds", "End-to-end server latency per request",
-                                     ["method"], buckets=_LATENCY_BUCKETS, registry=registry)
+                                     ["grpc_service", "grpc_method"], buckets=_LATENCY_BUCKETS, registry=registry)
+        self.decisions = LoopCounter("brandsafe_decisions_total",
+                                     "Answers by brand profile, decision, deciding category (none = allowed; "
+                                     "list:… = a domain list) and source (model, local, redis, fallback)",
+                                     ["policy", "decision", "category", "source"], registry=registry)
+        self.category_scores = LoopHistogram("brandsafe_category_score",
+                                             "Calibrated score per category of each page the model scored (drift)",
+                                             ["category"], buckets=_SCORE_BUCKETS, registry=registry)
         self.queue_wait = Histogram("brandsafe_queue_wait_seconds", "Time from enqueue to batch start",
                                     buckets=_LATENCY_BUCKETS, registry=registry)
         self.batch_size = Histogram("brandsafe_batch_size", "Requests per inference batch",

@@ -1,4 +1,5 @@
-"""Brand profiles: per-category thresholds over calibrated scores → allow / block."""
+"""Brand profiles: per-category thresholds over calibrated scores → allow / block, and the
+advertiser's own allow / block lists of registrable domains, which win over the model."""
 from __future__ import annotations
 
 import importlib.resources
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brandsafe.domains import registrable_domain
 from brandsafe.labels import LabelSet
 
 DEFAULT_POLICY_FILE = Path(str(importlib.resources.files("brandsafe") / "policies.toml"))
@@ -26,6 +28,7 @@ class Reason:
 
 
 FALLBACKS = ("allow", "block")
+ALLOW_LIST, BLOCK_LIST = "allow_domains", "block_domains"
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,26 @@ class Policy:
     id: str
     thresholds: np.ndarray  # per label; +inf where the profile does not block that label
     fallback: str = "allow"  # when the model cannot answer in time: fail-open "allow" or fail-closed "block"
+    allow_domains: frozenset[str] = frozenset()  # registrable domains always allowed
+    block_domains: frozenset[str] = frozenset()  # registrable domains always blocked
 
     def decide(self, scores: np.ndarray) -> list[Reason]:
         """Reasons to block, highest score first; empty means allow."""
         hits = np.flatnonzero(scores >= self.thresholds)
         return sorted((Reason(int(j), float(scores[j]), float(self.thresholds[j])) for j in hits),
                       key=lambda r: -r.score)
+
+    def listed(self, url: str) -> tuple[str, str] | None:
+        """(ALLOW_LIST or BLOCK_LIST, the registrable domain) when the page's site is on one of the
+        profile's lists, else None. A site on no list is left to the model."""
+        if not (self.allow_domains or self.block_domains) or not url.strip():
+            return None
+        domain = registrable_domain(url)
+        if domain in self.block_domains:
+            return BLOCK_LIST, domain
+        if domain in self.allow_domains:
+            return ALLOW_LIST, domain
+        return None
 
 
 def load_policies(path: str | Path, labels: LabelSet, bundle_thresholds: dict[str, float]) -> dict[str, Policy]:
@@ -86,4 +103,39 @@ def _compile(path: Path, pid: str, spec: dict, labels: LabelSet, bundle_threshol
     fallback = spec.get("fallback", "allow")
     if fallback not in FALLBACKS:
         raise PolicyError(f"{where}: fallback must be \"allow\" (fail-open) or \"block\" (fail-closed), got {fallback!r}")
-    return Policy(pid, thresholds, fallback)
+    allow, block = _domains(path, where, spec, ALLOW_LIST), _domains(path, where, spec, BLOCK_LIST)
+    both = sorted(allow & block)
+    if both:
+        raise PolicyError(f"{where}: on both allow_domains and block_domains: {', '.join(both[:5])}")
+    return Policy(pid, thresholds, fallback, frozenset(allow), frozenset(block))
+
+
+def _domains(path: Path, where: str, spec: dict, key: str) -> set[str]:
+    """`key` (a list of registrable domains) plus `key_file` (a text file of them, one a line, `#`
+    comments, resolved beside the TOML): long advertiser lists live in their own files."""
+    entries: list[tuple[str, str]] = []
+    inline = spec.get(key, [])
+    if not isinstance(inline, list) or not all(isinstance(d, str) for d in inline):
+        raise PolicyError(f"{where}: {key} must be a list of domain names")
+    entries += [(f"{where}: {key}", d) for d in inline]
+    listed_file = spec.get(f"{key}_file")
+    if listed_file is not None:
+        file = path.parent / str(listed_file)
+        try:
+            lines = file.read_text().splitlines()
+        except OSError as exc:
+            raise PolicyError(f"{where}: {key}_file: cannot read {file}: {exc}") from None
+        entries += [(f"{file}:{n}", line.split("#", 1)[0].strip()) for n, line in enumerate(lines, start=1)]
+    domains = set()
+    for origin, raw in entries:
+        name = raw.strip().lower().rstrip(".")
+        if not name:
+            continue
+        if "/" in name or " " in name or "." not in name:
+            raise PolicyError(f"{origin}: {raw!r} is not a domain name (give registrable domains like example.co.uk)")
+        registrable = registrable_domain(name)
+        if registrable != name:
+            raise PolicyError(f"{origin}: {raw!r} is not a registrable domain; lists match whole sites, "
+                              f"so write {registrable!r}")
+        domains.add(name)
+    return domains

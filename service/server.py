@@ -24,6 +24,7 @@ from brandsafe.urltext import load_segmenter
 from brandsafe.v1 import brandsafe_pb2, brandsafe_pb2_grpc
 
 from . import heap, scheduling
+from .cpus import available_cpus
 from .answers import HIT_PATH_LANGUAGE
 from .batcher import MicroBatcher
 from .cache import LocalTier, RedisTier, VerdictCache
@@ -47,7 +48,7 @@ class ServerConfig:
     port: int = 50051
     max_batch: int = 32
     max_wait_us: int = 2000
-    inference_workers: int = 0             # 0: one per core on CPU, one on a GPU
+    inference_workers: int = 0             # 0: one per CPU (cgroup quota counted) on CPU, one on a GPU
     intra_op_threads: int = 0              # per worker; 0: the cores shared among the workers
     device: str = "auto"
     backend: str = "onnxruntime"           # or "torch": PyTorch on `torch_model` (no CUDA build of ORT)
@@ -115,13 +116,13 @@ class RunningServer:
 
 def threads_per_worker(intra_op_threads: int, workers: int) -> int:
     """ORT intra-op threads for each worker: as asked, else the cores divided among the workers."""
-    return intra_op_threads or max(1, (os.cpu_count() or 1) // workers)
+    return intra_op_threads or max(1, available_cpus() // workers)
 
 
 def inference_threads(config: ServerConfig) -> int:
     """threads_per_worker for the server: an automatic worker count counts as one per core here
     (so one thread each by default on CPU)."""
-    return threads_per_worker(config.intra_op_threads, config.inference_workers or os.cpu_count() or 1)
+    return threads_per_worker(config.intra_op_threads, config.inference_workers or available_cpus())
 
 
 def inference_workers(config: ServerConfig, on_device: bool) -> int:
@@ -129,7 +130,7 @@ def inference_workers(config: ServerConfig, on_device: bool) -> int:
     stream of larger batches is what the device runs best."""
     if config.inference_workers:
         return config.inference_workers
-    return 1 if on_device else (os.cpu_count() or 1)
+    return 1 if on_device else available_cpus()
 
 
 def batch_sizes(max_batch: int) -> list[int]:

@@ -27,8 +27,9 @@ from brandsafe.v1 import brandsafe_pb2 as pb
 from .answers import RememberedAnswers, hit_path, split_request
 from .batcher import Expired, MicroBatcher, QueueFull
 from .cache import VerdictCache, cache_key
+from .explain import explain
 from .model import LoadedBundle
-from .policy import DEFAULT_POLICY_ID, Policy
+from .policy import BLOCK_LIST, DEFAULT_POLICY_ID, Policy
 from .requests import RequestError, parse
 from .scheduling import as_serving_work
 
@@ -104,6 +105,9 @@ class BrandSafetyService:
                                                                      initializer=as_serving_work)
         self._observers: dict[tuple[str, grpc.StatusCode], tuple] = {}
         self._hit_observers: dict[str, tuple] = {}
+        self._decision_counters: dict[tuple, object] = {}
+        self._score_histograms: list | None = None  # per label index, bound once per label set
+        self._score_labels = None
 
     @property
     def serving(self) -> Serving | None:
@@ -127,6 +131,9 @@ class BrandSafetyService:
         handlers = {
             "Classify": grpc.unary_unary_rpc_method_handler(self.Classify),
             "ClassifyStream": grpc.stream_stream_rpc_method_handler(self.ClassifyStream),
+            "Explain": grpc.unary_unary_rpc_method_handler(self.Explain,
+                                                           request_deserializer=pb.ClassifyRequest.FromString,
+                                                           response_serializer=pb.ExplainResponse.SerializeToString),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
@@ -210,16 +217,7 @@ class BrandSafetyService:
                                 f"request: not a valid brandsafe.v1.ClassifyRequest ({request.error})")
         split = split_request(raw) if raw is not None and self._remembers(serving) else None
         remembered_key = split.key if split is not None else None
-        try:
-            parsed = parse(request, DEFAULT_POLICY_ID)
-        except RequestError as exc:
-            log.debug("invalid request: %s", exc, extra={"request_id": request.id})
-            raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        policy = serving.policies.get(parsed.policy_id)
-        if policy is None:
-            raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"policy_id: unknown brand profile {parsed.policy_id!r} "
-                                f"(known: {', '.join(sorted(serving.policies))})")
+        parsed, policy = _parse(serving, request)
         deadline = _deadline(time_remaining, request.tmax, received)
         retrieval = None
         if serving.reads_context():
@@ -243,14 +241,57 @@ class BrandSafetyService:
             if self.metrics:
                 self.metrics.fallbacks.labels(reason=no_time.reason).inc()
             log.debug("fallback %s: %s", policy.fallback, no_time.reason, extra={"request_id": request.id})
-            return pb.ClassifyResponse(id=request.id, imp_id=request.imp_id, cattax=CATTAX_CONTENT_3_1,
-                                       decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
-                                       bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
-                                       fallback_reason=no_time.reason, retrieval=retrieval)
-        body = self.body(scores, policy, serving.model)
+            response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id, cattax=CATTAX_CONTENT_3_1,
+                                           decision=pb.ALLOW if policy.fallback == "allow" else pb.BLOCK,
+                                           bundle_id=serving.model.bundle_id, policy_id=policy.id, fallback=True,
+                                           fallback_reason=no_time.reason, retrieval=retrieval)
+            _apply_domain_list(response, policy, parsed.page)  # a listed site needs no model
+            self._count_decision(policy.id, response, "fallback")
+            return response
+        body = self.body(scores, policy, serving.model, parsed.page)
+        self._count_decision(policy.id, body, source)
         if remembered_key is not None:
             serving.answers.remember(remembered_key, key, scores, body.SerializeToString())
         return for_request(body, request, source, retrieval)
+
+    async def Explain(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
+        """Classify's validation, profile and rendering, then the model on the text and on each
+        one-word-removed variant of it (service/explain.py). Off the hot path: no cache, no
+        batcher; the variants run in the default executor, chunked at the batcher's size."""
+        received, code = time.monotonic(), grpc.StatusCode.OK
+        try:
+            serving = self.serving
+            if serving is None:
+                raise ClassifyError(grpc.StatusCode.UNAVAILABLE, "model bundle is still loading; retry shortly")
+            parsed, policy = _parse(serving, request)
+            loop = asyncio.get_running_loop()
+            page, retrieval = parsed.page, None
+            if serving.reads_context():
+                passages = await loop.run_in_executor(self._retrieval_pool, serving.retriever.retrieve, page,
+                                                      self.retrieval_top_k)
+                retrieval = pb.Retrieval(index_version=serving.retriever.version,
+                                         status="used" if passages else "no_passages",
+                                         passage_ids=[p.source_id for p in passages])
+                page = replace(page, passages=passages)
+            text = render(page)
+            scores, explanations = await loop.run_in_executor(
+                None, explain, serving.model.score, text, serving.model.labels.labels, self.report_floor,
+                serving.batcher.max_batch)
+            verdict = for_request(self.body(scores, policy, serving.model, page), request, "model", retrieval)
+            blocked = np.flatnonzero(np.isfinite(policy.thresholds))
+            labels = serving.model.labels.labels
+            return pb.ExplainResponse(
+                verdict=verdict, model_text=text, text_schema=serving.model.info.schema_version,
+                thresholds=[pb.ThresholdCheck(category_id=labels[j].id, category_name=labels[j].name,
+                                              score=float(scores[j]), threshold=float(policy.thresholds[j]),
+                                              reached=bool(scores[j] >= policy.thresholds[j]))
+                            for j in sorted(blocked, key=lambda j: -scores[j])],
+                explanations=explanations)
+        except ClassifyError as exc:
+            code = exc.code
+            await context.abort(exc.code, exc.message)
+        finally:
+            self._observe("Explain", code, received)
 
     def _remembers(self, serving: Serving) -> bool:
         """Answers are not remembered without a verdict cache, nor when passages make every answer
@@ -273,7 +314,9 @@ class BrandSafetyService:
                 retrieval.status = "used" if passages else "no_passages"
                 retrieval.passage_ids.extend(p.source_id for p in passages)
                 scored = replace(page, passages=passages)
-            return await self._infer(serving, render(scored), deadline)
+            scores = await self._infer(serving, render(scored), deadline)
+            self._observe_scores(serving, scores)
+            return scores
 
         if self.cache is None:
             return await compute(), "model", None
@@ -316,22 +359,38 @@ class BrandSafetyService:
         except Expired:
             raise _NoTime("deadline_passed_in_queue") from None
 
-    def body(self, scores: np.ndarray, policy: Policy, model: LoadedBundle) -> pb.ClassifyResponse:
-        """The part of the response that depends on the scores, the profile and the bundle alone."""
-        labels = model.labels.labels
-        reasons = policy.decide(scores)
-        order = np.argsort(-scores)
-        return pb.ClassifyResponse(
-            decision=pb.BLOCK if reasons else pb.ALLOW,
-            categories=[pb.CategoryScore(id=labels[j].id, name=labels[j].name, score=float(scores[j]),
-                                         custom=labels[j].custom)
-                        for j in order if scores[j] >= self.report_floor],
-            cattax=CATTAX_CONTENT_3_1,
-            reasons=[pb.BlockReason(category_id=labels[r.label_index].id, category_name=labels[r.label_index].name,
-                                    score=r.score, threshold=r.threshold) for r in reasons],
-            bundle_id=model.bundle_id,
-            policy_id=policy.id,
-        )
+    def body(self, scores: np.ndarray, policy: Policy, model: LoadedBundle, page=None) -> pb.ClassifyResponse:
+        return verdict_body(scores, policy, model, page, self.report_floor)
+
+    def _count_decision(self, policy_id: str, response: pb.ClassifyResponse, source: str) -> None:
+        """Decisions by profile, decision, deciding category and where the answer came from; the
+        hit path's repeats of a remembered answer are not counted here (they are local cache hits)."""
+        if not self.metrics:
+            return
+        if response.HasField("domain_list"):
+            category = f"list:{response.domain_list.list}"
+        elif response.reasons:
+            category = response.reasons[0].category_name
+        else:
+            category = "none"
+        key = (policy_id, response.decision, category, source)
+        counter = self._decision_counters.get(key)
+        if counter is None:  # labels() validates and locks on every call: bind each child once
+            counter = self._decision_counters[key] = self.metrics.decisions.labels(
+                policy=policy_id, decision=pb.Decision.Name(response.decision), category=category, source=source)
+        counter.inc()
+
+    def _observe_scores(self, serving: Serving, scores: np.ndarray) -> None:
+        """Each category's calibrated score of a page the model just scored: its distribution
+        drifting is the first sign the traffic, or the model, changed."""
+        if not self.metrics:
+            return
+        labels = serving.model.labels
+        if self._score_labels is not labels:
+            self._score_histograms = [self.metrics.category_scores.labels(category=l.name) for l in labels.labels]
+            self._score_labels = labels
+        for histogram, score in zip(self._score_histograms, scores.tolist()):
+            histogram.observe(score)
 
     def _observe_hit(self, method: str, received: float) -> None:
         """A request the hit path answered: a local hit of the verdict cache, and an OK request.
@@ -348,8 +407,9 @@ class BrandSafetyService:
     def _observers_for(self, method: str, code: grpc.StatusCode) -> tuple:
         observers = self._observers.get((method, code))
         if observers is None:  # labels() validates and locks on every call: bind each child once
-            observers = (self.metrics.requests.labels(method=method, code=code.name),
-                         self.metrics.latency.labels(method=method))
+            observers = (self.metrics.requests.labels(grpc_service=SERVICE_NAME, grpc_method=method,
+                                                      grpc_code=code.name),
+                         self.metrics.latency.labels(grpc_service=SERVICE_NAME, grpc_method=method))
             self._observers[(method, code)] = observers
         return observers
 
@@ -358,6 +418,55 @@ class BrandSafetyService:
             observers = self._observers_for(method, code)
             observers[0].inc()
             observers[1].observe(time.monotonic() - received)
+
+
+def verdict_body(scores: np.ndarray, policy: Policy, model: LoadedBundle, page=None,
+                 report_floor: float = 0.05) -> pb.ClassifyResponse:
+    """The part of the response that depends on the scores, the profile, the bundle and (for the
+    profile's domain lists) the page alone; categories below `report_floor` are left out."""
+    labels = model.labels.labels
+    reasons = policy.decide(scores)
+    order = np.argsort(-scores)
+    body = pb.ClassifyResponse(
+        decision=pb.BLOCK if reasons else pb.ALLOW,
+        categories=[pb.CategoryScore(id=labels[j].id, name=labels[j].name, score=float(scores[j]),
+                                     custom=labels[j].custom)
+                    for j in order if scores[j] >= report_floor],
+        cattax=CATTAX_CONTENT_3_1,
+        reasons=[pb.BlockReason(category_id=labels[r.label_index].id, category_name=labels[r.label_index].name,
+                                score=r.score, threshold=r.threshold) for r in reasons],
+        bundle_id=model.bundle_id,
+        policy_id=policy.id,
+    )
+    if page is not None:
+        _apply_domain_list(body, policy, page)
+    return body
+
+
+def _parse(serving: Serving, request) -> tuple:
+    """(the parsed request, its brand profile); ClassifyError(INVALID_ARGUMENT) naming the field."""
+    try:
+        parsed = parse(request, DEFAULT_POLICY_ID)
+    except RequestError as exc:
+        log.debug("invalid request: %s", exc, extra={"request_id": request.id})
+        raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+    policy = serving.policies.get(parsed.policy_id)
+    if policy is None:
+        raise ClassifyError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"policy_id: unknown brand profile {parsed.policy_id!r} "
+                            f"(known: {', '.join(sorted(serving.policies))})")
+    return parsed, policy
+
+
+def _apply_domain_list(response: pb.ClassifyResponse, policy: Policy, page) -> None:
+    """The profile's allow / block list, when the page's site is on one, decides (changed in place)."""
+    match = policy.listed(page.url)
+    if match is None:
+        return
+    listed, domain = match
+    response.decision = pb.BLOCK if listed == BLOCK_LIST else pb.ALLOW
+    del response.reasons[:]
+    response.domain_list.CopyFrom(pb.DomainListMatch(list=listed, domain=domain))
 
 
 def for_request(body: pb.ClassifyResponse, request, source: str,

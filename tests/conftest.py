@@ -118,13 +118,13 @@ def qwen3_bundle(tiny_qwen3_recipe, small_train_file, taxonomy_path, tmp_path_fa
 
 
 class ServerProcess:
-    def __init__(self, bundle: Path, *extra: str):
+    def __init__(self, bundle: Path, *extra: str, env: dict | None = None):
         # Normal scheduling (the default) unless a test asks: tests/test_scheduling.py serves with
         # --scheduling realtime.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "brandsafe", "serve", "--bundle", str(bundle), "--port", "0", "--threads", "1",
              *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
         self.log: list[str] = []
         deadline = time.time() + 120
         while time.time() < deadline:

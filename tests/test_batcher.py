@@ -164,7 +164,7 @@ def test_worker_and_thread_defaults_share_the_cores_and_a_gpu_gets_one_worker(mo
 
     from brandsafe.service.server import ServerConfig, inference_threads, inference_workers
 
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("brandsafe.service.server.available_cpus", lambda: 8)  # the CPUs the process may use
     default = ServerConfig(bundle=Path("b"))
     assert (inference_workers(default, on_device=False), inference_threads(default)) == (8, 1)
     assert inference_workers(default, on_device=True) == 1

@@ -239,7 +239,7 @@ def test_gpu_bench_smoke_runs_export_and_the_open_loop_ladder_on_cpu(tmp_path):
 def test_gpu_dockerfile_is_cuda_based_with_the_gpu_extra_a_mounted_bundle_and_grpc_health():
     text = (REPO / "Dockerfile.gpu").read_text()
     assert "nvidia/cuda:" in text and "cudnn-runtime" in text
-    assert '".[gpu]"' in text and "onnxruntime-gpu==" in text and "torch==2.13.0" in text
+    assert '".[full,gpu]"' in text and "onnxruntime-gpu==" in text and "torch==2.13.0" in text
     assert '"--bundle", "/bundle"' in text and '"--device", "cuda"' in text
     assert 'CMD ["brandsafe", "-q", "health"' in text  # the grpc.health.v1 API
     user = [line for line in text.splitlines() if line.startswith("USER ")]

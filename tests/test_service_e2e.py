@@ -99,7 +99,7 @@ def test_health_and_reflection(server):
         assert "brandsafe.v1.BrandSafety" in database.get_services()
         pool = descriptor_pool.DescriptorPool(database)
         methods = {m.name for m in pool.FindServiceByName("brandsafe.v1.BrandSafety").methods}
-    assert methods == {"Classify", "ClassifyStream"}
+    assert methods == {"Classify", "ClassifyStream", "Explain"}
 
 
 def test_labels_carry_taxonomy_ids(minilm_bundle):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import hashlib
 import logging
 import time
@@ -26,32 +25,21 @@ from brandsafe.urlnorm import normalize_url
 log = logging.getLogger(__name__)
 MAX_KEY_URL_CHARS = 512
 MAX_VALUE_BYTES = 4096
-# Keys of recently seen pages, remembered: traffic is heavy-tailed, so on the hit path the key is
-# usually a lookup here instead of URL normalization and two hashes (~10 us). A key is a pure
-# function of its inputs, so remembering one changes nothing but the time it takes. Bounded in
-# entries and, by remembering only pages of ordinary size, in memory (a few MB typical, < 64 MB).
-KEY_MEMO_ENTRIES = 16384
-KEY_MEMO_MAX_URL_CHARS = 1024
-KEY_MEMO_MAX_TITLE_CHARS = 512
-KEY_MEMO_MAX_KEYWORDS = 8
 
 
-def cache_key(bundle_id: str, page: PageContext) -> str:
-    if (len(page.url) <= KEY_MEMO_MAX_URL_CHARS and len(page.title) <= KEY_MEMO_MAX_TITLE_CHARS
-            and len(page.keywords) <= KEY_MEMO_MAX_KEYWORDS and isinstance(page.keywords, tuple)):
-        return _memo_key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
-    return _key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
-
-
-def _key(bundle_id: str, page_url: str, title: str, keywords, app_bundle: str) -> str:
-    url = normalize_url(page_url) if page_url else ""
+def cache_key(bundle_id: str, page: PageContext, normalized: bool = False) -> str:
+    """normalized: page.url is normalize_url's output already (requests.parse normalises a request's
+    URL once, through a bounded memo), so the key costs two short hashes, whatever the page."""
+    url = page.url if normalized or not page.url else normalize_url(page.url)
     if len(url) > MAX_KEY_URL_CHARS:  # keep keys bounded; the tail is still distinguished by its hash
-        url = url[:MAX_KEY_URL_CHARS] + "#" + hashlib.blake2b(url.encode(), digest_size=12).hexdigest()
-    others = "\x1f".join([title, "\x1e".join(keywords), app_bundle])
-    return f"bs1|{bundle_id}|{url}|{hashlib.blake2b(others.encode(), digest_size=12).hexdigest()}"
+        url = url[:MAX_KEY_URL_CHARS] + "#" + _digest(url)
+    others = "\x1f".join([page.title, "\x1e".join(page.keywords), page.app_bundle])
+    return f"bs1|{bundle_id}|{url}|{_digest(others)}"
 
 
-_memo_key = functools.lru_cache(maxsize=KEY_MEMO_ENTRIES)(_key)
+def _digest(text: str) -> str:
+    # surrogatepass: a str built in Python may hold lone surrogates (protobuf never decodes one).
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 class BoundedLRU:

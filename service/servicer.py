@@ -273,11 +273,11 @@ class BrandSafetyService:
                 retrieval.status = "used" if passages else "no_passages"
                 retrieval.passage_ids.extend(p.source_id for p in passages)
                 scored = replace(page, passages=passages)
-            return await self._infer(serving, render(scored), deadline)
+            return await self._infer(serving, render(scored, normalized=True), deadline)
 
         if self.cache is None:
             return await compute(), "model", None
-        key = cache_key(model_id, page)
+        key = cache_key(model_id, page, normalized=True)
         scores, source = await self.cache.get_or_compute(key, compute)
         return scores, "model" if source == "coalesced" else source, key
 

@@ -171,6 +171,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", default=os.environ.get("BRANDSAFE_REDIS_URL", ""),
                    help="shared verdict cache tier for several replicas, e.g. redis://cache:6379/0 "
                         "(default: $BRANDSAFE_REDIS_URL; unset = local tier only)")
+    p.add_argument("--redis-secret-file", type=Path, default=None,
+                   help="file holding the HMAC key that signs shared-tier values (the same on every replica; "
+                        "default: $BRANDSAFE_REDIS_SECRET; neither = unsigned, for a Redis only this service "
+                        "can write)")
     p.add_argument("--redis-timeout-ms", type=float, default=5.0,
                    help="give up on a Redis lookup after this long and score with the model (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -229,7 +233,8 @@ def _server_config(args):
                           watch_seconds=args.watch_seconds, max_queue=args.max_queue,
                           realtime_serving=args.scheduling == "realtime", fast_cpu_wakeup=args.cpu_wakeup == "fast",
                           cache_entries=args.cache_entries, cache_ttl_seconds=args.cache_ttl, redis_url=args.redis_url,
-                          redis_timeout_ms=args.redis_timeout_ms, index=args.index,
+                          redis_timeout_ms=args.redis_timeout_ms, redis_secret_file=args.redis_secret_file,
+                          index=args.index,
                           retrieval_top_k=args.retrieval_top_k, retrieval_budget_ms=args.retrieval_budget_ms,
                           registry=args.registry, follow=args.follow, follow_seconds=args.follow_seconds,
                           registry_model=args.registry_model, registry_cache=args.registry_cache)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from brandsafe.urlnorm import normalize_url
 log = logging.getLogger(__name__)
 MAX_KEY_URL_CHARS = 512
 MAX_VALUE_BYTES = 4096
+_VALUE_VERSION = b"bs2"
 
 
 def cache_key(bundle_id: str, page: PageContext, normalized: bool = False) -> str:
@@ -35,6 +37,15 @@ def cache_key(bundle_id: str, page: PageContext, normalized: bool = False) -> st
         url = url[:MAX_KEY_URL_CHARS] + "#" + _digest(url)
     others = "\x1f".join([page.title, "\x1e".join(page.keywords), page.app_bundle])
     return f"bs1|{bundle_id}|{url}|{_digest(others)}"
+
+
+def _model_of(key: str) -> str:
+    """The model id a cache key was made for (bundle id, and index version when passages count)."""
+    return key.split("|", 2)[1] if key.count("|") >= 2 else ""
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _digest(text: str) -> str:
@@ -121,8 +132,17 @@ class CircuitBreaker:
 
 
 class RedisTier:
+    """The shared tier. Whatever Redis returns is untrusted input: anyone who can write the key
+    space (another tenant, a stale deployment, an attacker) must not be able to choose a verdict.
+    So a value is `bs2|<mac>|<payload>`, the payload naming the digest of the key and the model id
+    it was computed for beside the scores, and the MAC an HMAC-SHA256 of key and payload under
+    `secret` when one is configured ("-" otherwise). A value is used only if it parses, is bound to
+    this key and model, carries `width` finite scores in [0, 1] and, with a secret, its MAC
+    verifies; anything else is a miss, counted by reason (brandsafe_cache_redis_rejected_total),
+    and never reaches the local tier. Values are read with a size bound (GETRANGE), never whole."""
+
     def __init__(self, url: str, ttl_seconds: float, timeout_seconds: float = 0.005,
-                 breaker: CircuitBreaker | None = None, metrics=None):
+                 breaker: CircuitBreaker | None = None, metrics=None, secret: bytes = b""):
         import redis.asyncio as redis
 
         self.client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
@@ -131,30 +151,77 @@ class RedisTier:
         self.timeout = timeout_seconds
         self.breaker = breaker or CircuitBreaker()
         self.metrics = metrics
+        self.secret = secret
+        self.rejected: collections.Counter[str] = collections.Counter()
         self._writes: set[asyncio.Task] = set()
 
-    async def get(self, key: str) -> np.ndarray | None:
+    async def get(self, key: str, width: int | None = None) -> np.ndarray | None:
+        """The scores stored under `key`, if they pass every check above; `width`: the label count
+        of the bundle asking (None: any)."""
+        from redis.exceptions import ResponseError
+
         if not self.breaker.allow():
             return None
         try:
-            raw = await asyncio.wait_for(self.client.get(key), self.timeout)
+            raw = await asyncio.wait_for(self.client.getrange(key, 0, MAX_VALUE_BYTES), self.timeout)
+        except ResponseError:  # e.g. WRONGTYPE: a key someone else wrote; Redis itself is fine
+            self._ok()
+            self._reject("type")
+            return None
         except Exception as exc:  # noqa: BLE001 - any Redis trouble means "no answer from Redis"
             self._failed(exc)
             return None
         self._ok()
-        if raw is None or len(raw) > MAX_VALUE_BYTES:
+        if not raw:  # GETRANGE answers "" for a missing key
             return None
+        scores, reason = self._decode(key, raw, width)
+        if reason:
+            self._reject(reason)
+        return scores
+
+    def _decode(self, key: str, raw: bytes, width: int | None) -> tuple[np.ndarray | None, str]:
+        if len(raw) > MAX_VALUE_BYTES:
+            return None, "size"
+        version, _, rest = raw.partition(b"|")
+        mac, _, payload = rest.partition(b"|")
+        if version != _VALUE_VERSION or not payload:
+            return None, "format"
+        if self.secret and not hmac.compare_digest(mac, self._mac(key, payload)):
+            return None, "mac"
         try:
-            return np.asarray(orjson.loads(raw), dtype=np.float32)
-        except (orjson.JSONDecodeError, TypeError, ValueError):
-            return None
+            value = orjson.loads(payload)
+            bound = value["key"] == _key_digest(key) and value["model"] == _model_of(key)
+            scores = np.asarray(value["scores"], dtype=np.float32)
+        except (orjson.JSONDecodeError, TypeError, ValueError, KeyError, OverflowError):
+            return None, "format"
+        if not bound:
+            return None, "key"
+        if scores.ndim != 1 or not len(scores) or (width is not None and len(scores) != width):
+            return None, "shape"
+        if not (np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()):
+            return None, "range"
+        return scores, ""
+
+    def encode(self, key: str, scores: np.ndarray) -> bytes:
+        """The value stored for `key`: what `get` accepts."""
+        payload = orjson.dumps({"key": _key_digest(key), "model": _model_of(key),
+                                "scores": [round(float(s), 5) for s in scores]})
+        return b"|".join([_VALUE_VERSION, self._mac(key, payload) if self.secret else b"-", payload])
+
+    def _mac(self, key: str, payload: bytes) -> bytes:
+        return hmac.new(self.secret, key.encode("utf-8", "surrogatepass") + b"\x1f" + payload,
+                        hashlib.sha256).hexdigest().encode()
+
+    def _reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+        if self.metrics:
+            self.metrics.cache_redis_rejected.labels(reason=reason).inc()
 
     def put(self, key: str, scores: np.ndarray) -> None:
         """Fire and forget: the caller already has its answer."""
         if self.breaker.open and not self.breaker.allow():
             return
-        value = orjson.dumps([round(float(s), 5) for s in scores])
-        task = asyncio.get_running_loop().create_task(self._put(key, value))
+        task = asyncio.get_running_loop().create_task(self._put(key, self.encode(key, scores)))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -197,8 +264,10 @@ class VerdictCache:
         self._in_flight: dict[str, asyncio.Future] = {}
         self._lookup_counters: dict[str, object] = {}  # result -> its labelled Prometheus child, bound once
 
-    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[np.ndarray]]) -> tuple[np.ndarray, str]:
-        """(scores, where they came from: "local", "redis", "model" or "coalesced")."""
+    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[np.ndarray]],
+                             width: int | None = None) -> tuple[np.ndarray, str]:
+        """(scores, where they came from: "local", "redis", "model" or "coalesced"). `width`: how
+        many scores the model gives (a shared-tier value of another length is refused)."""
         scores = self.local.get(key)
         if scores is not None:
             self.count("local")
@@ -211,7 +280,7 @@ class VerdictCache:
         self._in_flight[key] = future
         try:
             source = "redis"
-            scores = await self.redis.get(key) if self.redis else None
+            scores = await self.redis.get(key, width) if self.redis else None
             if scores is None:
                 source = "model"
                 scores = await compute()

@@ -65,6 +65,8 @@ class ServerConfig:
     cache_ttl_seconds: float = 3600.0
     redis_url: str = ""                    # shared verdict cache tier, e.g. redis://cache:6379/0
     redis_timeout_ms: float = 5.0
+    # HMAC key for values in the shared tier (cache.RedisTier): every replica needs the same one.
+    redis_secret_file: Path | None = None  # else $BRANDSAFE_REDIS_SECRET; neither = values unsigned
     index: Path | None = None              # retrieval index folder; used when the bundle reads <context>
     retrieval_top_k: int = 3
     retrieval_budget_ms: float = 10.0      # retrieval slower than this is abandoned for that request
@@ -173,10 +175,22 @@ class GenericHandlersOnly:
         """Not registered: the generic handler added beside them serves the same methods."""
 
 
+def _secret(path: Path | None, variable: str) -> bytes:
+    """A secret from a file (trailing newline dropped) or the environment, never from argv, where
+    any user of the machine can read it (ps)."""
+    if path is not None:
+        secret = Path(path).read_bytes().strip()
+        if not secret:
+            raise ValueError(f"{path}: the secret file is empty")
+        return secret
+    return os.environ.get(variable, "").encode()
+
+
 def _cache(config: ServerConfig, metrics: Metrics) -> VerdictCache | None:
     if config.cache_entries <= 0:
         return None
-    redis = (RedisTier(config.redis_url, config.cache_ttl_seconds, config.redis_timeout_ms / 1000, metrics=metrics)
+    redis = (RedisTier(config.redis_url, config.cache_ttl_seconds, config.redis_timeout_ms / 1000, metrics=metrics,
+                       secret=_secret(config.redis_secret_file, "BRANDSAFE_REDIS_SECRET"))
              if config.redis_url else None)
     return VerdictCache(LocalTier(config.cache_entries, config.cache_ttl_seconds), redis, metrics)
 

@@ -278,7 +278,7 @@ class BrandSafetyService:
         if self.cache is None:
             return await compute(), "model", None
         key = cache_key(model_id, page, normalized=True)
-        scores, source = await self.cache.get_or_compute(key, compute)
+        scores, source = await self.cache.get_or_compute(key, compute, len(serving.model.labels.labels))
         return scores, "model" if source == "coalesced" else source, key
 
     def _time_to_retrieve(self, serving: Serving, deadline: float | None) -> bool:

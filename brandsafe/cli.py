@@ -281,12 +281,25 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                         "without blocking (default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=1024,
                    help="requests allowed to wait for a batch; beyond it RESOURCE_EXHAUSTED at once (default: %(default)s)")
+    p.add_argument("--max-concurrent-rpcs", type=int, default=4096,
+                   help="calls open at once, server-wide; beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
+    p.add_argument("--max-concurrent-streams", type=int, default=1024,
+                   help="calls open at once on one HTTP/2 connection (default: %(default)s)")
+    p.add_argument("--max-connection-age-seconds", type=float, default=300.0,
+                   help="close each client connection gracefully after this long, so clients reconnect and "
+                        "spread over replicas (default: %(default)s)")
+    p.add_argument("--max-connection-age-grace-seconds", type=float, default=30.0,
+                   help="calls still open at that point get this long to finish (default: %(default)s)")
     p.add_argument("--cache-entries", type=int, default=200_000,
                    help="in-process verdict cache size, 0 = off (default: %(default)s)")
     p.add_argument("--cache-ttl", type=float, default=3600.0, help="verdict cache TTL in seconds (default: %(default)s)")
     p.add_argument("--redis-url", default=os.environ.get("BRANDSAFE_REDIS_URL", ""),
                    help="shared verdict cache tier for several replicas, e.g. redis://cache:6379/0 "
                         "(default: $BRANDSAFE_REDIS_URL; unset = local tier only)")
+    p.add_argument("--redis-secret-file", type=Path, default=None,
+                   help="file holding the HMAC key that signs shared-tier values (the same on every replica; "
+                        "default: $BRANDSAFE_REDIS_SECRET; neither = unsigned, for a Redis only this service "
+                        "can write)")
     p.add_argument("--redis-timeout-ms", type=float, default=5.0,
                    help="give up on a Redis lookup after this long and score with the model (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -346,9 +359,14 @@ def _server_config(args):
                           grace_seconds=args.grace_seconds, metrics_port=args.metrics_port, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, admin_token=args.admin_token,
                           watch_seconds=args.watch_seconds, max_queue=args.max_queue,
+                          max_concurrent_rpcs=args.max_concurrent_rpcs,
+                          max_concurrent_streams=args.max_concurrent_streams,
+                          max_connection_age_seconds=args.max_connection_age_seconds,
+                          max_connection_age_grace_seconds=args.max_connection_age_grace_seconds,
                           realtime_serving=args.scheduling == "realtime",
                           cache_entries=args.cache_entries, cache_ttl_seconds=args.cache_ttl, redis_url=args.redis_url,
-                          redis_timeout_ms=args.redis_timeout_ms, index=args.index,
+                          redis_timeout_ms=args.redis_timeout_ms, redis_secret_file=args.redis_secret_file,
+                          index=args.index,
                           retrieval_top_k=args.retrieval_top_k, retrieval_budget_ms=args.retrieval_budget_ms,
                           registry=args.registry, follow=args.follow, follow_seconds=args.follow_seconds,
                           registry_model=args.registry_model, registry_cache=args.registry_cache)

@@ -6,6 +6,7 @@ import functools
 
 import tldextract
 
+from .urlnorm import MAX_HOST_CHARS
 from .urltext import split_url
 
 # suffix_list_urls=() keeps tldextract on the snapshot it ships: no network at run time. Private
@@ -15,12 +16,15 @@ _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_ps
 
 def registrable_domain(url: str) -> str:
     host, _ = split_url(url)
-    return _registrable_host(host)
+    # Only DNS-sized hosts are memoised, so the memo holds at most 16,384 × 253 characters.
+    return _registrable_host(host) if len(host) <= MAX_HOST_CHARS else _extract(host)
 
 
-@functools.lru_cache(maxsize=65536)
-def _registrable_host(host: str) -> str:
+def _extract(host: str) -> str:
     return _EXTRACT(host).top_domain_under_public_suffix or host
+
+
+_registrable_host = functools.lru_cache(maxsize=16384)(_extract)
 
 
 def host_of(url: str) -> str:

@@ -54,9 +54,11 @@ class PageContext:
     passages: tuple[Passage, ...] = ()
 
 
-def render(page: PageContext) -> str:
+def render(page: PageContext, normalized: bool = False) -> str:
+    """normalized: page.url is normalize_url's output already (the service normalises a request's
+    URL once, when it validates it), so it is not normalised again."""
     parts = []
-    host, path = _location_words(page)
+    host, path = _location_words(page, normalized)
     parts.append(" ".join(host) or "unknown site")
     if path:
         parts.append("path: " + " ".join(path))
@@ -81,11 +83,11 @@ def render_context(passages: tuple[Passage, ...]) -> str:
     return "<context> " + " ".join(items) + " </context>"
 
 
-def _location_words(page: PageContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _location_words(page: PageContext, normalized: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if page.url.strip():
         # Normalized first, so tracking parameters, fragments and query order never reach the model
         # and every spelling of a page renders (and caches) alike.
-        parsed = url_words(normalize_url(page.url))
+        parsed = url_words(page.url if normalized else normalize_url(page.url))
         return parsed.host, parsed.path
     if page.app_bundle.strip():
         # Store ids read reversed-domain style (com.example.game); the words are what matter.

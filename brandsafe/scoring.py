@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -161,7 +162,8 @@ class VerdictWriter:
 
 class RedisWarmer:
     """Writes scores where the service's Redis tier reads them: the key `cache.cache_key` gives a
-    server of this bundle without a retrieval index, the value `cache.encode_scores`, with a TTL."""
+    server of this bundle without a retrieval index, the value `cache.encode_value` (signed with
+    $BRANDSAFE_REDIS_SECRET when the servers use one), with a TTL."""
 
     def __init__(self, url: str, bundle_id: str, ttl_seconds: float):
         import redis
@@ -169,14 +171,16 @@ class RedisWarmer:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.client.ping()  # a wrong URL fails here, before any scoring
         self.bundle_id, self.ttl_ms = bundle_id, int(ttl_seconds * 1000)
+        self.secret = os.environ.get("BRANDSAFE_REDIS_SECRET", "").encode()
         self.written = 0
 
     def write(self, rows: list[PageRow], scores) -> None:
-        from brandsafe.service.cache import cache_key, encode_scores
+        from brandsafe.service.cache import cache_key, encode_value
 
         pipe = self.client.pipeline(transaction=False)
         for row, row_scores in zip(rows, scores):
-            pipe.set(cache_key(self.bundle_id, row.page), encode_scores(row_scores), px=self.ttl_ms)
+            key = cache_key(self.bundle_id, row.page)
+            pipe.set(key, encode_value(key, row_scores, self.secret), px=self.ttl_ms)
         pipe.execute()
         self.written += len(rows)
 

@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+import idna
 import wordsegment
+
+from .urlnorm import MAX_LABEL_CHARS
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _WORD_SPLIT = re.compile(r"[\W_]+", re.UNICODE)
@@ -23,6 +26,7 @@ _HEXISH = re.compile(r"^(?=.*\d)[0-9a-f]{8,}$")
 _MIXED_ID = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{8,}$")  # base62 ids: Qm81xZk2pLw
 _HOST_NOISE = {"www", "www1", "www2", "www3", "m", "mobile", "amp"}
 MAX_PATH_WORDS = 24
+MAX_HOST_WORDS = 32  # the training data's longest host has 27; more is padding an attacker chose
 MAX_PATH_CHARS = 400  # more than 24 words ever need; bounds the work on huge query strings
 MAX_WORD_LEN = 40
 MIN_SEGMENT_LEN = 6  # shorter runs are words already, or ids; WordPiece handles them
@@ -139,9 +143,14 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def _decode_host_label(label: str) -> str:
-    if label.startswith("xn--"):
+    # Longer labels are not DNS labels, and punycode decoding costs the square of the length.
+    if label.startswith("xn--") and len(label) <= MAX_LABEL_CHARS:
         try:
-            return label.encode("ascii").decode("idna")
+            return idna.decode(label)  # IDNA 2008, as urlnorm encodes: xn--fa-hia is faß
+        except (idna.IDNAError, UnicodeError, ValueError):
+            pass
+        try:
+            return label.encode("ascii").decode("idna")  # IDNA 2003 (e.g. emoji hosts) as before
         except (UnicodeError, ValueError):
             return label
     return label
@@ -165,6 +174,8 @@ def url_words(url: str) -> UrlWords:
     host, rest = split_url(url)
     host_words: list[str] = []
     for label in host.split("."):
+        if len(host_words) >= MAX_HOST_WORDS:
+            break
         if not label or label in _HOST_NOISE:
             continue
         host_words.extend(words(_decode_host_label(label)))
@@ -172,4 +183,4 @@ def url_words(url: str) -> UrlWords:
         rest = unquote(rest, errors="replace")
     except Exception:  # noqa: BLE001 - unquote on odd input must never break scoring
         pass
-    return UrlWords(tuple(host_words), tuple(words(rest[:MAX_PATH_CHARS])[:MAX_PATH_WORDS]))
+    return UrlWords(tuple(host_words[:MAX_HOST_WORDS]), tuple(words(rest[:MAX_PATH_CHARS])[:MAX_PATH_WORDS]))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import hashlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -26,32 +26,31 @@ from brandsafe.urlnorm import normalize_url
 log = logging.getLogger(__name__)
 MAX_KEY_URL_CHARS = 512
 MAX_VALUE_BYTES = 4096
-# Keys of recently seen pages, remembered: traffic is heavy-tailed, so on the hit path the key is
-# usually a lookup here instead of URL normalization and two hashes (~10 us). A key is a pure
-# function of its inputs, so remembering one changes nothing but the time it takes. Bounded in
-# entries and, by remembering only pages of ordinary size, in memory (a few MB typical, < 64 MB).
-KEY_MEMO_ENTRIES = 16384
-KEY_MEMO_MAX_URL_CHARS = 1024
-KEY_MEMO_MAX_TITLE_CHARS = 512
-KEY_MEMO_MAX_KEYWORDS = 8
+_VALUE_VERSION = b"bs2"
 
 
-def cache_key(bundle_id: str, page: PageContext) -> str:
-    if (len(page.url) <= KEY_MEMO_MAX_URL_CHARS and len(page.title) <= KEY_MEMO_MAX_TITLE_CHARS
-            and len(page.keywords) <= KEY_MEMO_MAX_KEYWORDS and isinstance(page.keywords, tuple)):
-        return _memo_key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
-    return _key(bundle_id, page.url, page.title, page.keywords, page.app_bundle)
-
-
-def _key(bundle_id: str, page_url: str, title: str, keywords, app_bundle: str) -> str:
-    url = normalize_url(page_url) if page_url else ""
+def cache_key(bundle_id: str, page: PageContext, normalized: bool = False) -> str:
+    """normalized: page.url is normalize_url's output already (requests.parse normalises a request's
+    URL once, through a bounded memo), so the key costs two short hashes, whatever the page."""
+    url = page.url if normalized or not page.url else normalize_url(page.url)
     if len(url) > MAX_KEY_URL_CHARS:  # keep keys bounded; the tail is still distinguished by its hash
-        url = url[:MAX_KEY_URL_CHARS] + "#" + hashlib.blake2b(url.encode(), digest_size=12).hexdigest()
-    others = "\x1f".join([title, "\x1e".join(keywords), app_bundle])
-    return f"bs1|{bundle_id}|{url}|{hashlib.blake2b(others.encode(), digest_size=12).hexdigest()}"
+        url = url[:MAX_KEY_URL_CHARS] + "#" + _digest(url)
+    others = "\x1f".join([page.title, "\x1e".join(page.keywords), page.app_bundle])
+    return f"bs1|{bundle_id}|{url}|{_digest(others)}"
 
 
-_memo_key = functools.lru_cache(maxsize=KEY_MEMO_ENTRIES)(_key)
+def _model_of(key: str) -> str:
+    """The model id a cache key was made for (bundle id, and index version when passages count)."""
+    return key.split("|", 2)[1] if key.count("|") >= 2 else ""
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _digest(text: str) -> str:
+    # surrogatepass: a str built in Python may hold lone surrogates (protobuf never decodes one).
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 class BoundedLRU:
@@ -132,14 +131,30 @@ class CircuitBreaker:
         return self.opened_at is not None
 
 
-def encode_scores(scores: np.ndarray) -> bytes:
-    """A verdict as the Redis tier stores it (also what `brandsafe score --warm-redis` writes)."""
-    return orjson.dumps([round(float(s), 5) for s in scores])
+def encode_value(key: str, scores: np.ndarray, secret: bytes = b"") -> bytes:
+    """The value the Redis tier stores for `key` and accepts back (see RedisTier); also what
+    `brandsafe score --warm-redis` writes."""
+    payload = orjson.dumps({"key": _key_digest(key), "model": _model_of(key),
+                            "scores": [round(float(s), 5) for s in scores]})
+    return b"|".join([_VALUE_VERSION, _mac(secret, key, payload) if secret else b"-", payload])
+
+
+def _mac(secret: bytes, key: str, payload: bytes) -> bytes:
+    return hmac.new(secret, key.encode("utf-8", "surrogatepass") + b"\x1f" + payload, hashlib.sha256).hexdigest().encode()
 
 
 class RedisTier:
+    """The shared tier. Whatever Redis returns is untrusted input: anyone who can write the key
+    space (another tenant, a stale deployment, an attacker) must not be able to choose a verdict.
+    So a value is `bs2|<mac>|<payload>`, the payload naming the digest of the key and the model id
+    it was computed for beside the scores, and the MAC an HMAC-SHA256 of key and payload under
+    `secret` when one is configured ("-" otherwise). A value is used only if it parses, is bound to
+    this key and model, carries `width` finite scores in [0, 1] and, with a secret, its MAC
+    verifies; anything else is a miss, counted by reason (brandsafe_cache_redis_rejected_total),
+    and never reaches the local tier. Values are read with a size bound (GETRANGE), never whole."""
+
     def __init__(self, url: str, ttl_seconds: float, timeout_seconds: float = 0.005,
-                 breaker: CircuitBreaker | None = None, metrics=None):
+                 breaker: CircuitBreaker | None = None, metrics=None, secret: bytes = b""):
         import redis.asyncio as redis
 
         self.client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
@@ -148,30 +163,71 @@ class RedisTier:
         self.timeout = timeout_seconds
         self.breaker = breaker or CircuitBreaker()
         self.metrics = metrics
+        self.secret = secret
+        self.rejected: collections.Counter[str] = collections.Counter()
         self._writes: set[asyncio.Task] = set()
 
-    async def get(self, key: str) -> np.ndarray | None:
+    async def get(self, key: str, width: int | None = None) -> np.ndarray | None:
+        """The scores stored under `key`, if they pass every check above; `width`: the label count
+        of the bundle asking (None: any)."""
+        from redis.exceptions import ResponseError
+
         if not self.breaker.allow():
             return None
         try:
-            raw = await asyncio.wait_for(self.client.get(key), self.timeout)
+            raw = await asyncio.wait_for(self.client.getrange(key, 0, MAX_VALUE_BYTES), self.timeout)
+        except ResponseError:  # e.g. WRONGTYPE: a key someone else wrote; Redis itself is fine
+            self._ok()
+            self._reject("type")
+            return None
         except Exception as exc:  # noqa: BLE001 - any Redis trouble means "no answer from Redis"
             self._failed(exc)
             return None
         self._ok()
-        if raw is None or len(raw) > MAX_VALUE_BYTES:
+        if not raw:  # GETRANGE answers "" for a missing key
             return None
+        scores, reason = self._decode(key, raw, width)
+        if reason:
+            self._reject(reason)
+        return scores
+
+    def _decode(self, key: str, raw: bytes, width: int | None) -> tuple[np.ndarray | None, str]:
+        if len(raw) > MAX_VALUE_BYTES:
+            return None, "size"
+        version, _, rest = raw.partition(b"|")
+        mac, _, payload = rest.partition(b"|")
+        if version != _VALUE_VERSION or not payload:
+            return None, "format"
+        if self.secret and not hmac.compare_digest(mac, _mac(self.secret, key, payload)):
+            return None, "mac"
         try:
-            return np.asarray(orjson.loads(raw), dtype=np.float32)
-        except (orjson.JSONDecodeError, TypeError, ValueError):
-            return None
+            value = orjson.loads(payload)
+            bound = value["key"] == _key_digest(key) and value["model"] == _model_of(key)
+            scores = np.asarray(value["scores"], dtype=np.float32)
+        except (orjson.JSONDecodeError, TypeError, ValueError, KeyError, OverflowError):
+            return None, "format"
+        if not bound:
+            return None, "key"
+        if scores.ndim != 1 or not len(scores) or (width is not None and len(scores) != width):
+            return None, "shape"
+        if not (np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()):
+            return None, "range"
+        return scores, ""
+
+    def encode(self, key: str, scores: np.ndarray) -> bytes:
+        """The value stored for `key`: what `get` accepts."""
+        return encode_value(key, scores, self.secret)
+
+    def _reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+        if self.metrics:
+            self.metrics.cache_redis_rejected.labels(reason=reason).inc()
 
     def put(self, key: str, scores: np.ndarray) -> None:
         """Fire and forget: the caller already has its answer."""
         if self.breaker.open and not self.breaker.allow():
             return
-        value = encode_scores(scores)
-        task = asyncio.get_running_loop().create_task(self._put(key, value))
+        task = asyncio.get_running_loop().create_task(self._put(key, self.encode(key, scores)))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -214,8 +270,10 @@ class VerdictCache:
         self._in_flight: dict[str, asyncio.Future] = {}
         self._lookup_counters: dict[str, object] = {}  # result -> its labelled Prometheus child, bound once
 
-    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[np.ndarray]]) -> tuple[np.ndarray, str]:
-        """(scores, where they came from: "local", "redis", "model" or "coalesced")."""
+    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[np.ndarray]],
+                             width: int | None = None) -> tuple[np.ndarray, str]:
+        """(scores, where they came from: "local", "redis", "model" or "coalesced"). `width`: how
+        many scores the model gives (a shared-tier value of another length is refused)."""
         scores = self.local.get(key)
         if scores is not None:
             self.count("local")
@@ -228,7 +286,7 @@ class VerdictCache:
         self._in_flight[key] = future
         try:
             source = "redis"
-            scores = await self.redis.get(key) if self.redis else None
+            scores = await self.redis.get(key, width) if self.redis else None
             if scores is None:
                 source = "model"
                 scores = await compute()

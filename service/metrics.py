@@ -52,6 +52,9 @@ class Metrics:
                                     registry=registry)
         self.cache_redis_errors = Counter("brandsafe_cache_redis_errors_total", "Redis tier errors by kind",
                                           ["kind"], registry=registry)
+        self.cache_redis_rejected = Counter("brandsafe_cache_redis_rejected_total",
+                                            "Redis values refused (treated as misses) by reason: size, format, "
+                                            "mac, key, shape, range, type", ["reason"], registry=registry)
         self.reloads = Counter("brandsafe_bundle_reloads_total", "Bundle hot-swap attempts by result",
                                ["result"], registry=registry)
         self.index_reloads = Counter("brandsafe_index_reloads_total", "Retrieval index hot-swap attempts by result",

@@ -62,10 +62,17 @@ class ServerConfig:
     admin_token: str = field(default_factory=lambda: os.environ.get("BRANDSAFE_ADMIN_TOKEN", ""))
     watch_seconds: float = 0.0             # > 0: poll the bundle path and hot-swap when it changes
     max_queue: int = 1024                  # beyond it: RESOURCE_EXHAUSTED at once
+    # Connection limits every production gRPC server sets (see grpc_options):
+    max_concurrent_rpcs: int = 4096        # calls open at once, server-wide; beyond: RESOURCE_EXHAUSTED
+    max_concurrent_streams: int = 1024     # calls open at once on one HTTP/2 connection
+    max_connection_age_seconds: float = 300.0  # then GOAWAY: clients reconnect, and spread to new replicas
+    max_connection_age_grace_seconds: float = 30.0  # calls still open then get this long to finish
     cache_entries: int = 200_000           # in-process verdict cache; 0 = no cache
     cache_ttl_seconds: float = 3600.0
     redis_url: str = ""                    # shared verdict cache tier, e.g. redis://cache:6379/0
     redis_timeout_ms: float = 5.0
+    # HMAC key for values in the shared tier (cache.RedisTier): every replica needs the same one.
+    redis_secret_file: Path | None = None  # else $BRANDSAFE_REDIS_SECRET; neither = values unsigned
     index: Path | None = None              # retrieval index folder; used when the bundle reads <context>
     retrieval_top_k: int = 3
     retrieval_budget_ms: float = 10.0      # retrieval slower than this is abandoned for that request
@@ -168,10 +175,42 @@ class GenericHandlersOnly:
         """Not registered: the generic handler added beside them serves the same methods."""
 
 
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Limits no client can talk the server out of: message size, calls per connection, connection
+    age (a bidder's long-lived connection is closed gracefully every few minutes, so it reconnects,
+    possibly to a new replica; without it a scale-out never receives old clients' traffic), and
+    keepalive: dead peers are found within ~80 s, and a client pinging more often than every 10 s
+    without calls is sent GOAWAY instead of costing a wake-up per ping."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_seconds * 1000)),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+def _secret(path: Path | None, variable: str) -> bytes:
+    """A secret from a file (trailing newline dropped) or the environment, never from argv, where
+    any user of the machine can read it (ps)."""
+    if path is not None:
+        secret = Path(path).read_bytes().strip()
+        if not secret:
+            raise ValueError(f"{path}: the secret file is empty")
+        return secret
+    return os.environ.get(variable, "").encode()
+
+
 def _cache(config: ServerConfig, metrics: Metrics) -> VerdictCache | None:
     if config.cache_entries <= 0:
         return None
-    redis = (RedisTier(config.redis_url, config.cache_ttl_seconds, config.redis_timeout_ms / 1000, metrics=metrics)
+    redis = (RedisTier(config.redis_url, config.cache_ttl_seconds, config.redis_timeout_ms / 1000, metrics=metrics,
+                       secret=_secret(config.redis_secret_file, "BRANDSAFE_REDIS_SECRET"))
              if config.redis_url else None)
     return VerdictCache(LocalTier(config.cache_entries, config.cache_ttl_seconds), redis, metrics)
 
@@ -184,8 +223,7 @@ async def start(config: ServerConfig, metrics: Metrics | None = None) -> Running
     if config.inference_workers < 0 or config.intra_op_threads < 0:
         raise ValueError(f"workers ({config.inference_workers}) and threads ({config.intra_op_threads}) "
                          "must be >= 0 (0 = automatic)")
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                      ("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
     handlers = GenericHandlersOnly(server)
     # BrandSafety first: a call's handler is found by asking each generic handler in turn.
     service = BrandSafetyService(config.report_floor, _cache(config, metrics), metrics, config.retrieval_top_k,

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -30,7 +31,7 @@ from .cache import VerdictCache, cache_key
 from .explain import explain
 from .model import LoadedBundle
 from .policy import BLOCK_LIST, DEFAULT_POLICY_ID, Policy
-from .requests import RequestError, parse
+from .requests import RequestError, check_impression_ids, parse
 from .scheduling import as_serving_work
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BrandSafety"].full_name
 # the answer: max(floor, share of the budget).
 RESPONSE_MARGIN_FLOOR_SECONDS = 0.002
 RESPONSE_MARGIN_SHARE = 0.1
+# Per ClassifyStream: requests scored at once, and answers waiting for the client to read them.
+# Beyond either the stream waits, so a client that sends without reading holds at most
+# 128 requests and 128 answers (~100 KB) of the server's memory, plus HTTP/2's flow-control windows.
+STREAM_IN_FLIGHT = 128
+STREAM_READY = 128
 
 
 class ClassifyError(Exception):
@@ -158,43 +164,42 @@ class BrandSafetyService:
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
+        except Exception:  # noqa: BLE001 - a bug's text is for the log, not the caller
+            code = grpc.StatusCode.INTERNAL
+            await context.abort(code, _internal_error())
         finally:
             self._observe("Classify", code, received)
 
     async def ClassifyStream(self, request_iterator, context: grpc.aio.ServicerContext):
-        """Requests are scored concurrently; each response is written as soon as it is ready."""
-        ready: asyncio.Queue = asyncio.Queue()
+        """Requests are scored concurrently; each response is written as soon as it is ready.
+
+        Bounded per stream: at most STREAM_IN_FLIGHT requests are scored at once (the stream is not
+        read further meanwhile, so HTTP/2 flow control holds the client back), and at most
+        STREAM_READY answers wait for a client that does not read (scoring waits meanwhile). Every
+        request read is answered (an in-band INTERNAL error if something unexpected fails), and the
+        stream ends once the client's side has ended and every answer is written."""
+        ready: asyncio.Queue = asyncio.Queue(STREAM_READY)
+        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
         in_flight: set[asyncio.Task] = set()
 
         async def answer(raw: bytes) -> None:
-            received = time.monotonic()
-            hits = self._hit_path
-            response = hits(raw, received) if hits is not None else None
-            if response is not None:
-                self._observe_hit("ClassifyStream", received)
-                ready.put_nowait(response)
-                return
-            code = grpc.StatusCode.OK
-            request = _decode(raw)
             try:
-                response = (await self._classify(request, context.time_remaining(), received,
-                                                 raw)).SerializeToString()
-            except ClassifyError as exc:
-                code = exc.code
-                response = pb.ClassifyResponse(id=request.id, imp_id=request.imp_id,
-                                               error=pb.ErrorInfo(code=exc.code.name,
-                                                                  message=exc.message)).SerializeToString()
-            self._observe("ClassifyStream", code, received)
-            ready.put_nowait(response)
+                await ready.put(await self._stream_answer(raw, context))
+            finally:
+                slots.release()
 
         async def read_all() -> None:
-            async for request in request_iterator:
-                task = asyncio.create_task(answer(request))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+            try:
+                async for raw in request_iterator:
+                    await slots.acquire()
+                    task = asyncio.create_task(answer(raw))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+            except Exception as exc:  # noqa: BLE001 - the client's side broke: answer what was read
+                log.debug("ClassifyStream: reading requests failed (%s); answering those read", exc)
             while in_flight:
-                await asyncio.gather(*list(in_flight))
-            ready.put_nowait(None)
+                await asyncio.wait(set(in_flight))
+            await ready.put(None)
 
         reader = asyncio.create_task(read_all())
         try:
@@ -204,6 +209,27 @@ class BrandSafetyService:
             reader.cancel()
             for task in list(in_flight):
                 task.cancel()
+
+    async def _stream_answer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """One stream request's answer, never an exception: errors are answered in band."""
+        received = time.monotonic()
+        hits = self._hit_path
+        response = hits(raw, received) if hits is not None else None
+        if response is not None:
+            self._observe_hit("ClassifyStream", received)
+            return response
+        code = grpc.StatusCode.OK
+        request = _decode(raw)
+        try:
+            response = (await self._classify(request, context.time_remaining(), received, raw)).SerializeToString()
+        except ClassifyError as exc:
+            code = exc.code
+            response = _error_answer(request, exc.code, exc.message)
+        except Exception:  # noqa: BLE001 - a bug's text is for the log, not the caller
+            code = grpc.StatusCode.INTERNAL
+            response = _error_answer(request, code, _internal_error())
+        self._observe("ClassifyStream", code, received)
+        return response
 
     async def _classify(self, request, time_remaining: float | None, received: float,
                         raw: bytes | None = None) -> pb.ClassifyResponse:
@@ -314,14 +340,14 @@ class BrandSafetyService:
                 retrieval.status = "used" if passages else "no_passages"
                 retrieval.passage_ids.extend(p.source_id for p in passages)
                 scored = replace(page, passages=passages)
-            scores = await self._infer(serving, render(scored), deadline)
+            scores = await self._infer(serving, render(scored, normalized=True), deadline)
             self._observe_scores(serving, scores)
             return scores
 
         if self.cache is None:
             return await compute(), "model", None
-        key = cache_key(model_id, page)
-        scores, source = await self.cache.get_or_compute(key, compute)
+        key = cache_key(model_id, page, normalized=True)
+        scores, source = await self.cache.get_or_compute(key, compute, len(serving.model.labels.labels))
         return scores, "model" if source == "coalesced" else source, key
 
     def _time_to_retrieve(self, serving: Serving, deadline: float | None) -> bool:
@@ -467,6 +493,24 @@ def _apply_domain_list(response: pb.ClassifyResponse, policy: Policy, page) -> N
     response.decision = pb.BLOCK if listed == BLOCK_LIST else pb.ALLOW
     del response.reasons[:]
     response.domain_list.CopyFrom(pb.DomainListMatch(list=listed, domain=domain))
+
+
+def _error_answer(request, code: grpc.StatusCode, message: str) -> bytes:
+    """An in-band error, carrying the request's ids only when they are ones the service accepts
+    (an over-long or invalid id is not echoed back)."""
+    try:
+        check_impression_ids(request.id, request.imp_id)
+        ids = {"id": request.id, "imp_id": request.imp_id}
+    except RequestError:
+        ids = {}
+    return pb.ClassifyResponse(**ids, error=pb.ErrorInfo(code=code.name, message=message)).SerializeToString()
+
+
+def _internal_error() -> str:
+    """Log the exception being handled under a fresh reference; the caller gets the reference only."""
+    ref = uuid.uuid4().hex[:12]
+    log.exception("unexpected error answering a request (ref %s)", ref, extra={"error_ref": ref})
+    return f"internal error (ref {ref}); the request was not scored"
 
 
 def for_request(body: pb.ClassifyResponse, request, source: str,

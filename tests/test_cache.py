@@ -133,3 +133,58 @@ def test_slow_redis_times_out_instead_of_stalling(redis_server):
         await cache.redis.close()
 
     asyncio.run(main())
+
+
+def test_redis_values_are_used_only_when_well_formed_and_bound_to_their_key(redis_server):
+    """Anything a writer of the key space can put under a key (issue 25: `[0.0]` turned a casino
+    page ALLOW, `[1]*8` blocked a harmless one) is a counted miss; the model answers and the local
+    tier never holds it."""
+    import redis as sync_redis
+
+    writer = sync_redis.Redis.from_url(redis_server.url)
+    key, other = "bs1|bundle-a|https://casino.example/|h", "bs1|bundle-a|https://garden.example/|h"
+
+    async def main():
+        tier = RedisTier(redis_server.url, 60, timeout_seconds=0.5)
+        genuine = tier.encode(key, np.array([0.9, 0.1, 0.8], dtype=np.float32))
+        poisons = {
+            "format": [b"[0.0]", b"[1,1,1,1,1,1,1,1]", b"{not json", b"bs2|-|{\"scores\": [0.1, 0.2, 0.3]}",
+                       b"bs2|-|" + genuine.split(b"|", 2)[2].replace(b'"scores"', b'"scorez"'),
+                       genuine.replace(b"0.9", b"NaN"), genuine.replace(b"0.9", b"1e999")],  # not JSON
+            "key": [tier.encode(other, np.array([0.0, 0.0, 0.0])),  # a genuine value copied from another key
+                    tier.encode("bs1|bundle-b|https://casino.example/|h", np.array([0.0, 0.0, 0.0]))],
+            "shape": [tier.encode(key, np.zeros(8)), tier.encode(key, np.zeros((0,)))],
+            "range": [genuine.replace(b"0.9", b"1.5"), genuine.replace(b"0.9", b"-0.5"),
+                      genuine.replace(b"0.9", b"3.5e38")],  # infinite as float32
+            "size": [genuine + b" " * 5000],
+        }
+        for reason, values in poisons.items():
+            for value in values:
+                writer.set(key, value)
+                cache = VerdictCache(LocalTier(100, 60), tier)
+
+                async def compute():
+                    return np.array([0.2, 0.3, 0.4], dtype=np.float32)
+
+                scores, source = await cache.get_or_compute(key, compute, width=3)
+                assert (source, scores.tolist()) == ("model", pytest.approx([0.2, 0.3, 0.4])), (reason, value)
+                await asyncio.sleep(0.05)  # the model's scores replace the poison in Redis
+                assert writer.get(key).startswith(b"bs2|")
+        assert tier.rejected == {reason: len(values) for reason, values in poisons.items()}
+        writer.delete(key)
+        writer.lpush(key, b"[0.0]")  # not a string at all
+        assert await tier.get(key, 3) is None and tier.rejected["type"] == 1 and not tier.breaker.consecutive
+        writer.delete(key)
+        writer.set(key, genuine)
+        assert (await tier.get(key, 3)).tolist() == pytest.approx([0.9, 0.1, 0.8])  # a genuine one is used
+        await tier.client.aclose()
+
+        signed = RedisTier(redis_server.url, 60, timeout_seconds=0.5, secret=b"s3cret")
+        assert await signed.get(key, 3) is None and signed.rejected == {"mac": 1}  # unsigned: refused
+        writer.set(key, RedisTier(redis_server.url, 60, secret=b"other").encode(key, np.array([0.0, 0.0, 0.0])))
+        assert await signed.get(key, 3) is None and signed.rejected == {"mac": 2}
+        writer.set(key, signed.encode(key, np.array([0.5, 0.5, 0.5])))
+        assert (await signed.get(key, 3)).tolist() == [0.5, 0.5, 0.5]
+        await signed.client.aclose()
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brandsafe.jsonl import json_objects
+from brandsafe.urlnorm import normalize_host
 
 MAX_TEXT_CHARS = 2000
 
@@ -34,8 +35,9 @@ class KnowledgePassage:
 
 
 def normalize_key(key: str) -> str:
-    """Hosts match case-insensitively, without a leading www. or trailing dot."""
-    key = key.strip().lower().rstrip(".")
+    """Hosts match case-insensitively, without a leading www. or trailing dot, and IDNs in their
+    punycode form (the service looks pages up by their normalised URL's host)."""
+    key = normalize_host(key)
     return key[4:] if key.startswith("www.") else key
 
 

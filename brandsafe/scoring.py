@@ -31,7 +31,8 @@ class ScoreInputError(ValueError):
 class PageRow:
     where: str      # file:line
     row_id: str
-    page: object    # rendering.PageContext
+    page: object    # rendering.PageContext (its URL normalised, as the service keys it)
+    url: str = ""   # the URL as the file gives it, echoed in the verdicts
 
 
 def add_score_command(sub) -> None:
@@ -83,7 +84,7 @@ def read_pages(path: Path, errors: list[str]) -> Iterator[PageRow]:
         except RequestError as exc:  # the service's own limits, named by field
             errors.append(f"{where}: {exc}")
             continue
-        yield PageRow(where, str(record.get("id") or ""), parsed.page)
+        yield PageRow(where, str(record.get("id") or ""), parsed.page, url.strip())
 
 
 def _records(path: Path, errors: list[str]) -> Iterator[tuple[str, dict]]:
@@ -144,10 +145,10 @@ class VerdictWriter:
         top = body.categories[0] if body.categories else None
         line = row.where.rpartition(":")[2]
         if self.csv:
-            self.csv.writerow([line, row.row_id, row.page.url, body.policy_id, pb.Decision.Name(body.decision), reason,
-                               top.name if top else "", f"{top.score:.4f}" if top else "", listed])
+            self.csv.writerow([line, row.row_id, row.url or row.page.url, body.policy_id,
+                               pb.Decision.Name(body.decision), reason, top.name if top else "", f"{top.score:.4f}" if top else "", listed])
             return
-        record = {"line": int(line), "id": row.row_id, "url": row.page.url, "policy": body.policy_id,
+        record = {"line": int(line), "id": row.row_id, "url": row.url or row.page.url, "policy": body.policy_id,
                   "decision": pb.Decision.Name(body.decision),
                   "reasons": [{"category": r.category_name, "score": round(r.score, 4),
                                "threshold": round(r.threshold, 4)} for r in body.reasons],

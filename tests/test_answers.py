@@ -294,5 +294,7 @@ def test_a_stream_answers_repeats_from_memory_with_each_requests_own_ids(minilm_
         repeat = by_id[f"s{i}"]
         assert (repeat.imp_id, repeat.score_source) == (str(i), "local")
         assert _without_request_fields(repeat) == _without_request_fields(first)
-    bad = by_id["y" * 500]  # a remembered page does not excuse a bad id: reported in band
+    # A remembered page does not excuse a bad id: reported in band, and the invalid id is not echoed.
+    assert "y" * 500 not in by_id
+    bad = by_id[""]
     assert bad.error.code == "INVALID_ARGUMENT" and bad.error.message.startswith("id:")

@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 from brandsafe.labels import LabelSet
-from brandsafe.service.policy import load_policies
+from brandsafe.service.policy import DEFAULT_POLICY_FILE, load_policies
 
 from .augment import as_bidders_send, publish, strip_path
 from .data import LabelledRow, read_rows
-from .dataset import Examples
+from .dataset import Examples, to_examples
 from .evaluate import choose_thresholds, evaluate
+from .failures import by_source
 
 PAGE_SET = Path(__file__).resolve().parent / "evalsets" / "realistic-pages.jsonl"
-DEFAULT_POLICIES = Path(__file__).resolve().parent.parent / "brandsafe" / "policies.toml"
 HEADLINE = ("macro_f1", "unsafe_auroc", "false_block_rate_at_90_recall")
 # The profiles the page-set table shows: the default, and the one for news advertisers.
 TABLE_PROFILES = ("default", "news-publisher-friendly")
@@ -73,8 +73,6 @@ def validation_views(rows: list[LabelledRow], title_only: list[bool], examples: 
 
 
 def page_set_view(labels: LabelSet, taxonomy, path: Path = PAGE_SET) -> View | None:
-    from .dataset import to_examples
-
     if not Path(path).is_file():
         return None
     rows = read_rows(path)
@@ -93,47 +91,43 @@ class Scorers:
 
     def __init__(self, labels: LabelSet, tuning: Examples, min_precision: float):
         self.labels, self.tuning, self.min_precision = labels, tuning, min_precision
-        self.score, self.thresholds = {}, {}
+        self.score, self.thresholds, self.tuning_probs = {}, {}, {}
         self.tuning_texts = tuning.texts()
 
     def add(self, name: str, score, thresholds: np.ndarray | None = None) -> None:
         self.score[name] = score
-        self.thresholds[name] = thresholds if thresholds is not None else choose_thresholds(
-            score(self.tuning_texts), self.tuning.targets, min_precision=self.min_precision)
+        if thresholds is None:
+            self.tuning_probs[name] = score(self.tuning_texts)
+            thresholds = choose_thresholds(self.tuning_probs[name], self.tuning.targets,
+                                           min_precision=self.min_precision)
+        self.thresholds[name] = thresholds
 
 
 def measure(views: dict[str, View], scorers: Scorers, page_view: View | None = None,
-            policies_path: Path = DEFAULT_POLICIES) -> dict:
+            policies_path: Path = DEFAULT_POLICY_FILE) -> dict:
     labels = scorers.labels
     out: dict = {"views": {}, "per_source": {}}
     for name, view in views.items():
         texts = view.examples.texts()
-        row = {}
-        for scorer, score in scorers.score.items():
-            probs = score(texts)
-            metrics = evaluate(probs, view.examples.targets, labels, scorers.thresholds[scorer])
-            row[scorer] = {k: metrics[k] for k in HEADLINE}
-            if scorer == "model" and name in ("bidders", "titles"):
-                out["per_source"][name] = per_source(probs, view, metrics["unsafe_threshold_at_90_recall"])
-                if name == "titles":
-                    out["titles_by_source"] = titles_by_source(view, {s: f(texts) for s, f in scorers.score.items()})
-        out["views"][name] = row
+        probs_by = {scorer: score(texts) for scorer, score in scorers.score.items()}
+        out["views"][name] = {scorer: {k: v for k, v in evaluate(probs, view.examples.targets, labels,
+                                                                  scorers.thresholds[scorer]).items() if k in HEADLINE}
+                              for scorer, probs in probs_by.items()}
+        if name in ("bidders", "titles"):
+            out["per_source"][name] = per_source(probs_by["model"], view, texts)
+        if name == "titles":
+            out["titles_by_source"] = titles_by_source(view, probs_by)
     if page_view is not None:
         out["pages"] = page_set(page_view, scorers, policies_path)
     return out
 
 
-def per_source(probs: np.ndarray, view: View, threshold: float) -> list[dict]:
-    """Per source list, at the view's 90 %-recall operating point: unsafe rows caught, safe rows blocked."""
-    scores = probs.max(axis=1)
-    unsafe = view.examples.targets.max(axis=1) > 0.5
-    groups: dict[str, dict] = defaultdict(lambda: {"unsafe": 0, "caught": 0, "safe": 0, "blocked": 0})
-    for source, score, bad in zip(view.sources, scores, unsafe):
-        g = groups[source or "-"]
-        g["unsafe" if bad else "safe"] += 1
-        if score >= threshold:
-            g["caught" if bad else "blocked"] += 1
-    return sorted(({"source": s, **g} for s, g in groups.items()), key=lambda g: (-g["blocked"], g["source"]))
+def per_source(probs: np.ndarray, view: View, texts: list[str]) -> list[dict]:
+    """Per source list, at the view's 90 %-recall operating point: unsafe rows caught, safe rows
+    blocked (the failure report's summary, `failures.by_source`, on this view's rows)."""
+    rows = [{"labels": bool(t.max() > 0.5), "source": source or "-", "text": text}
+            for t, source, text in zip(view.examples.targets, view.sources, texts)]
+    return by_source(rows, probs.max(axis=1))[1]
 
 
 def titles_by_source(view: View, probs_by_scorer: dict[str, np.ndarray]) -> list[dict]:

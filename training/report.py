@@ -19,7 +19,7 @@ from .probes import load_probes, probe_results
 from .recipe import Recipe
 
 log = logging.getLogger(__name__)
-HEADLINE = ("macro_f1", "unsafe_auroc", "false_block_rate_at_90_recall")
+HEADLINE = quality.HEADLINE
 
 
 def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Examples, probs: np.ndarray,
@@ -42,7 +42,7 @@ def build(recipe: Recipe, labels: LabelSet, train_set: Examples, val_set: Exampl
     scorers.add("tfidf", baseline.predict)
     if taxonomy is not None:
         scorers.add("zero-shot", PrototypeScorer(labels, taxonomy))
-    baseline_metrics = evaluate(baseline.predict(val_set.texts()), val_set.targets, labels, scorers.thresholds["tfidf"])
+    baseline_metrics = evaluate(scorers.tuning_probs["tfidf"], val_set.targets, labels, scorers.thresholds["tfidf"])
     log.info("baseline and zero-shot scorers ready in %.0fs", time.time() - started)
     measured = quality.measure(views, scorers, quality.page_set_view(labels, taxonomy)) if views else None
 

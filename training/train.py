@@ -31,7 +31,7 @@ from . import calibrate, context, report
 from .augment import ShortcutAugmenter
 from .batching import LengthGroupedBatches
 from .data import read_rows
-from .dataset import Examples, to_examples
+from .dataset import Examples, page_of, to_examples
 from .evaluate import choose_thresholds, macro_f1
 from .labelmap import build_label_set, label_ids
 from .model import build_model, init_head_bias, load_tokenizer, merge
@@ -152,7 +152,8 @@ def load_split(recipe: Recipe, data_paths: list[Path], taxonomy: Taxonomy, label
     title_only = [not r.url for r in rows]
     train_idx, val_idx = split_rows([r.url for r in rows], strata, recipe.val_fraction, recipe.seed)
     rows = published(rows, recipe.seed)
-    examples = to_examples(rows, labels, taxonomy)
+    # Publishing changes pages, not labels: the targets resolved above still hold.
+    examples = Examples([page_of(r) for r in rows], examples.targets, examples.origins)
     train_set = examples.subset(train_idx)
     if recipe.taxonomy_examples:  # custom labels the data does not have get no examples either
         written = [r for r in taxonomy_rows(taxonomy, recipe.seed)

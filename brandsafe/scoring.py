@@ -180,7 +180,7 @@ class RedisWarmer:
 
         pipe = self.client.pipeline(transaction=False)
         for row, row_scores in zip(rows, scores):
-            key = cache_key(self.bundle_id, row.page)
+            key = cache_key(self.bundle_id, row.page, normalized=True)  # parse normalised it
             pipe.set(key, encode_value(key, row_scores, self.secret), px=self.ttl_ms)
         pipe.execute()
         self.written += len(rows)
@@ -216,7 +216,7 @@ def _cmd_score(args) -> int:
         started, scored = time.monotonic(), 0
         with tqdm(unit=" rows", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True) as bar:
             for batch in batches(read_pages(args.file, errors), args.batch_size):
-                scores = model.score([render(row.page) for row in batch])
+                scores = model.score([render(row.page, normalized=True) for row in batch])
                 for row, row_scores in zip(batch, scores):
                     for pid in chosen:
                         writer.write(row, verdict_body(row_scores, policies[pid], model, row.page))
